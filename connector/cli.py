@@ -1,0 +1,128 @@
+"""The `rokt-connector` command line (also `python -m connector`).
+
+Owns: parsing arguments, printing reports (stdout) and errors (stderr), and the exit
+codes of DESIGN.md. Must not: contain pipeline logic, or print a secret or raw PII.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connector.config import Config, load_config
+from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
+from connector.pipeline import ValidationReport, sync_window, validate
+from connector.spec import REASONS
+
+app = typer.Typer(
+    name="rokt-connector",
+    help="Send conversions from a DuckDB/Parquet warehouse to Rokt, each exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Path to the YAML config.", show_default=False)
+]
+SinceOption = Annotated[
+    str | None, typer.Option(help="Start of the window (ISO date/time; naive = UTC).")
+]
+UntilOption = Annotated[str | None, typer.Option(help="End of the window, exclusive.")]
+
+
+@app.callback()
+def _commands() -> None:
+    """Send conversions from a DuckDB/Parquet warehouse to Rokt, each exactly once."""
+
+
+def parse_time(text: str, option: str) -> datetime:
+    """An ISO 8601 date or timestamp; a naive one is UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: expected an ISO date or timestamp like 2026-11-01 or 2026-11-01T12:00Z")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def _window(config: Config, since: str | None, until: str | None) -> tuple[datetime, datetime]:
+    default_since, default_until = sync_window(config)
+    start = parse_time(since, "--since") if since else default_since
+    end = parse_time(until, "--until") if until else default_until
+    if start >= end:
+        fail(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
+    return start, end
+
+
+def _print_validation(report: ValidationReport, config_path: Path) -> None:
+    stdout.print(
+        f"Validated [bold]{config_path}[/]: window [{report.since:%Y-%m-%dT%H:%M:%SZ}, "
+        f"{report.until:%Y-%m-%dT%H:%M:%SZ})",
+        highlight=False,
+    )
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("rows")
+    table.add_column("count", justify="right")
+    table.add_column("what to do / examples")
+    table.add_row("read", str(report.rows_read), "")
+    table.add_row("valid (would be sent)", str(report.valid), "")
+    table.add_row("duplicate confirmationref", str(report.duplicates), "the first row wins")
+    table.add_row("rejected", str(report.rows_rejected), "")
+    for reason, count in sorted(report.rejected.items(), key=lambda kv: -kv[1]):
+        examples = ", ".join(report.rejected_examples.get(reason, []))
+        table.add_row(f"  {reason}", str(count), f"{REASONS[reason]}; e.g. {examples}")
+    stdout.print(table)
+    stdout.print(
+        f"{report.requests} request(s), {report.request_bytes:,} bytes; nothing was sent.",
+        highlight=False,
+    )
+    for i, body in enumerate(report.payloads, 1):
+        stdout.print(f"\n[bold]payload {i}[/] (plain-text PII redacted):")
+        stdout.print_json(body)
+
+
+@app.command("validate")
+def validate_command(
+    config: ConfigOption,
+    show: Annotated[int, typer.Option(min=0, help="Print N example payloads.")] = 0,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report.")] = False,
+) -> None:
+    """Check config, query and mapping; report rows by outcome; send nothing.
+
+    Exit 0 when every row would be sent, 1 when some rows are rejected or
+    duplicated, 2 on a config or query error. The window defaults to the sync's.
+    """
+    try:
+        loaded = load_config(config)
+        start, end = _window(loaded, since, until)
+        report = validate(loaded, start, end, show=show)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    if as_json:
+        document = report.as_dict() | {"payloads": [json.loads(p) for p in report.payloads]}
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+    else:
+        _print_validation(report, config)
+    clean = report.rows_rejected == 0 and report.duplicates == 0
+    raise typer.Exit(EXIT_OK if clean else EXIT_ROWS_NOT_ACCEPTED)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,71 @@
+"""Vectorized digests of polars columns: SHA-256 hex and RFC 4122 UUIDv5.
+
+Owns: the one place the connector derives hashes and ids. SHA-256 runs inside polars
+(`polars-hash`, which uses the CPU's SHA instructions); UUIDv5 needs SHA-1, which
+DuckDB's `sha1()` computes over a whole column at once (`sql/digest.sql`). Must
+not: loop over rows in Python.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import polars_hash  # noqa: F401  (registers the `chash` expression namespace)
+
+# A checkout (or editable install) has the repository's sql/ beside the package; a
+# wheel ships the same files as connector/sql/ (see pyproject.toml).
+_PACKAGE = Path(__file__).resolve().parent
+SQL_DIR = _PACKAGE / "sql" if (_PACKAGE / "sql").is_dir() else _PACKAGE.parent / "sql"
+_VARIANT = {f"{i:x}": f"{(i & 3) | 8:x}" for i in range(16)}
+
+
+@cache
+def sql_file(name: str) -> str:
+    """The text of a query file in `sql/`."""
+    return (SQL_DIR / name).read_text(encoding="utf-8")
+
+
+@cache
+def _engine() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB for digests; each call works in its own cursor."""
+    return duckdb.connect()
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sha256(expr: pl.Expr) -> pl.Expr:
+    """Lowercase hex SHA-256 of the UTF-8 text (null stays null)."""
+    return expr.chash.sha2_256()  # type: ignore[attr-defined, no-any-return]
+
+
+def uuid5(names: pl.Series, namespace: uuid.UUID) -> pl.Series:
+    """`str(uuid.uuid5(namespace, name))` for every name (null stays null), in order."""
+    with _engine().cursor() as con:
+        con.register("frame", pl.DataFrame({"name": names}))
+        h = con.sql(sql_file("digest.sql"), params={"namespace": namespace.bytes}).pl()["h"]
+    hx = pl.col("h")
+    return (
+        pl.DataFrame({"h": h})
+        .select(
+            pl.concat_str(
+                hx.str.slice(0, 8),
+                pl.lit("-"),
+                hx.str.slice(8, 4),
+                pl.lit("-5"),
+                hx.str.slice(13, 3),
+                pl.lit("-"),
+                hx.str.slice(16, 1).replace_strict(_VARIANT),
+                hx.str.slice(17, 3),
+                pl.lit("-"),
+                hx.str.slice(20, 12),
+            )
+        )
+        .to_series()
+        .rename(names.name)
+    )

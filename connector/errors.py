@@ -1,0 +1,54 @@
+"""The connector's exception types and the exit code each one maps to.
+
+Owns: the error hierarchy of DESIGN.md and `exit_code_for`. Every message says what
+went wrong and what to do next. Must not: carry secrets or raw PII in a message.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ROWS_NOT_ACCEPTED = 1
+EXIT_CONFIG = 2
+EXIT_FATAL = 3
+EXIT_LOCKED = 4
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ConfigError(ConnectorError):
+    """The config file, a setting or the environment is wrong; nothing was sent."""
+
+
+class SourceError(ConnectorError):
+    """The source could not be opened or the query failed; nothing was sent."""
+
+
+class RowRejected(ConnectorError):
+    """One row cannot be sent; it is recorded with a reason code and skipped."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+
+
+class RetryableSendError(ConnectorError):
+    """A send failed in a way that may succeed later (429, 5xx, timeout, network)."""
+
+    exit_code = EXIT_FATAL
+
+
+class FatalSendError(ConnectorError):
+    """Credentials refused or endpoint unreachable after retries; the run stops."""
+
+    exit_code = EXIT_FATAL
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The process exit code for an error that ended a command."""
+    if isinstance(error, ConnectorError):
+        return error.exit_code
+    return EXIT_CONFIG

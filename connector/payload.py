@@ -1,0 +1,247 @@
+"""Event API batch JSON, built column-wise, and packing batches into requests.
+
+Owns: rendering each transformed row as one Event API batch (ATTRIBUTES.md, seed
+001) with deterministic `source_request_id` (UUIDv5 of the batch's content) and
+`source_message_id` (from `transform`), rejecting batches over 128 KB
+(`batch_too_large`), and packing batches into request bodies (bulk: at most 100
+batches and 256 KB). Must not: loop over rows in Python (JSON is assembled with
+polars string expressions), or decide what is sent (that is `transform`'s).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import accumulate
+
+import polars as pl
+
+from connector.digest import sha256, uuid5
+from connector.spec import (
+    ATTRIBUTES,
+    BY_COLUMN,
+    CUSTOM_EVENT_TYPE,
+    EVENT_NAME,
+    EVENT_TYPE,
+    MAX_BATCH_BYTES,
+    MAX_BATCHES_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+    PLAIN_PII,
+    Kind,
+    Place,
+)
+
+# `source_request_id` = uuid5(NS_REQUEST, payload_sha256), where payload_sha256 is the
+# SHA-256 hex of the batch JSON without `source_request_id` (the ledger keeps it too).
+NS_REQUEST = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/source_request_id")
+REDACTED = "<redacted>"
+_PLAIN_PII_OUTPUTS = {f"{BY_COLUMN[c].place}.{BY_COLUMN[c].key}" for c in PLAIN_PII}
+
+
+_NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
+# Values that are 64-hex hashes by construction (transform checks or computes them).
+_HEX_OUTPUTS = {
+    f"{a.place}.{a.hashed_key or a.key}"
+    for a in ATTRIBUTES
+    if a.hashed_key or a.kind == Kind.PREHASHED
+}
+_JSON_ESCAPES = {"\\": "\\\\", '"': '\\"'} | {chr(c): f"\\u{c:04x}" for c in range(32)}
+
+
+@dataclass(frozen=True)
+class _Value:
+    """How one output column is written in JSON, decided once per chunk."""
+
+    expr: pl.Expr  # the text of each value (without quotes); null leaves the key out
+    quoted: bool
+    solid: bool  # no nulls in this chunk, so it can be fused with its neighbours
+
+
+def _value(column: pl.Series, redact: bool) -> _Value:
+    col = pl.col(column.name)
+    solid = column.null_count() == 0
+    if redact and column.name in _PLAIN_PII_OUTPUTS:
+        return _Value(pl.when(col.is_not_null()).then(pl.lit(REDACTED)), True, solid)
+    if column.dtype == pl.String:
+        if column.name not in _HEX_OUTPUTS and column.str.contains(_NEEDS_ESCAPE).any():
+            col = col.str.replace_many(list(_JSON_ESCAPES), list(_JSON_ESCAPES.values()))
+        return _Value(col, True, solid)
+    if column.dtype == pl.Boolean:
+        return _Value(
+            pl.when(col).then(pl.lit("true")).when(~col).then(pl.lit("false")), False, solid
+        )
+    return _Value(col.cast(pl.String), False, solid)
+
+
+def _key(key: str) -> str:
+    return json.dumps(key, ensure_ascii=False) + ":"
+
+
+def _inner(members: list[tuple[str, _Value]]) -> pl.Expr:
+    """The members of a JSON object without braces ("" or null when none is present).
+
+    Members without nulls are fused into one run of literals and values; each other
+    member is its own piece, left out where null.
+    """
+    pieces: list[pl.Expr] = []
+    run: list[pl.Expr] = []
+    text = ""
+    for key, value in (m for m in members if m[1].solid):
+        quote = '"' if value.quoted else ""
+        run += [pl.lit(text + ("," if run else "") + _key(key) + quote), value.expr]
+        text = quote
+    if run:
+        pieces.append(pl.concat_str([*run, pl.lit(text)]))
+    for key, value in (m for m in members if not m[1].solid):
+        quote = '"' if value.quoted else ""
+        pieces.append(pl.concat_str(pl.lit(_key(key) + quote), value.expr, pl.lit(quote)))
+    if len(pieces) == 1:
+        return pieces[0]
+    return pl.concat_str(pieces, separator=",", ignore_nulls=True) if pieces else pl.lit("")
+
+
+def _braced(inner: pl.Expr) -> pl.Expr:
+    """`{inner}`, or null when `inner` is empty or null (the key is left out)."""
+    return pl.when(inner.str.len_bytes() > 0).then(pl.concat_str(pl.lit("{"), inner, pl.lit("}")))
+
+
+def _batch_json(frame: pl.DataFrame, environment: str, redact: bool) -> pl.DataFrame:
+    """One column, `_content`: each row's batch JSON without `source_request_id`.
+
+    Built in two passes so every nested object is rendered once: first the inside of
+    each object, then the batch around them.
+    """
+    places: dict[str, list[tuple[str, _Value]]] = {}
+    integration: dict[str, list[tuple[str, _Value]]] = {}
+    for name in frame.columns:
+        if name.startswith("_") or frame[name].null_count() == frame.height:
+            continue  # an all-null column adds nothing to any batch
+        place, key = name.split(".", 1)
+        if place == Place.INTEGRATION:
+            integration_id, key = key.split(".", 1)
+            integration.setdefault(integration_id, []).append((key, _value(frame[name], redact)))
+        else:
+            places.setdefault(place, []).append((key, _value(frame[name], redact)))
+
+    objects = [Place.IDENTITY, Place.USER, Place.DEVICE]
+    parts = frame.select(
+        *(_inner(places.get(place, [])).alias(place) for place in [*objects, Place.EVENT]),
+        _inner(places.get(Place.BATCH, [])).alias(Place.BATCH),
+        *(_inner(members).alias(f"{Place.INTEGRATION}.{i}") for i, members in integration.items()),
+        "_message_id",
+        pl.col("_event_ms").cast(pl.String),
+    )
+    integrations = (
+        pl.concat_str(
+            [
+                pl.concat_str(pl.lit(_key(i)), _braced(pl.col(f"{Place.INTEGRATION}.{i}")))
+                for i in integration
+            ],
+            separator=",",
+            ignore_nulls=True,
+        )
+        if integration
+        else pl.lit("")
+    )
+    event = pl.concat_str(
+        pl.lit(
+            f'"events":[{{"event_type":{json.dumps(EVENT_TYPE)},"data":{{"event_name":'
+            f'{json.dumps(EVENT_NAME)},"custom_event_type":{json.dumps(CUSTOM_EVENT_TYPE)},'
+            '"source_message_id":"'
+        ),
+        pl.col("_message_id"),
+        pl.lit('","timestamp_unixtime_ms":'),
+        pl.col("_event_ms"),
+        pl.lit(f',"{Place.EVENT}":{{'),
+        pl.col(Place.EVENT),
+        pl.lit("}}}]"),
+    )
+    batch = pl.concat_str(
+        [
+            pl.lit("{" + _key("environment") + json.dumps(environment)),
+            *(pl.concat_str(pl.lit(_key(place)), _braced(pl.col(place))) for place in objects),
+            pl.when(pl.col(Place.BATCH).str.len_bytes() > 0).then(pl.col(Place.BATCH)),
+            pl.concat_str(pl.lit(_key(Place.INTEGRATION)), _braced(integrations)),
+            pl.concat_str(event, pl.lit("}")),
+        ],
+        separator=",",
+        ignore_nulls=True,
+    )
+    return parts.select(batch.alias("_content"))
+
+
+def encode(frame: pl.DataFrame, environment: str, redact: bool = False) -> pl.DataFrame:
+    """`frame` (valid rows of `transform`) with `_body` (the batch JSON of each row),
+    `_payload_sha256` and `_request_id` (its `source_request_id`).
+
+    A batch over 128 KB gets `_reason = batch_too_large`. With `redact`, plain-text
+    PII (fields not in `mapping.hash`) shows as "<redacted>", for printing.
+    """
+    if frame.is_empty():
+        return frame.with_columns(
+            pl.lit(None, pl.String).alias(c) for c in ("_body", "_payload_sha256", "_request_id")
+        )
+    work = _batch_json(frame, environment, redact)
+    work = work.with_columns(sha256(pl.col("_content")).alias("_payload_sha256"))
+    work = work.with_columns(uuid5(work["_payload_sha256"], NS_REQUEST).alias("_request_id"))
+    body = pl.concat_str(
+        pl.lit('{"source_request_id":"'),
+        pl.col("_request_id"),
+        pl.lit('",'),
+        pl.col("_content").str.slice(1),
+    )
+    with_body = frame.with_columns(
+        work.select(body.alias("_body"), "_payload_sha256", "_request_id").get_columns()
+    )
+    too_large = pl.col("_body").str.len_bytes() > MAX_BATCH_BYTES
+    return with_body.with_columns(
+        pl.when(too_large)
+        .then(pl.lit("batch_too_large"))
+        .otherwise(pl.col("_reason"))
+        .alias("_reason")
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request body and the rows `[start, stop)` of the encoded frame it carries."""
+
+    body: bytes
+    start: int
+    stop: int
+
+    @property
+    def batches(self) -> int:
+        return self.stop - self.start
+
+
+def pack(
+    bodies: pl.Series,
+    bulk: bool = True,
+    max_batches: int = MAX_BATCHES_PER_REQUEST,
+    max_bytes: int = MAX_REQUEST_BYTES,
+) -> list[Request]:
+    """Request bodies for `bodies` (batch JSON, in order).
+
+    Bulk: a JSON array of as many consecutive batches as fit in `max_batches` and
+    `max_bytes` (greedy, order kept). Otherwise one batch per request. Every batch
+    must already fit alone (`encode` rejects larger ones).
+    """
+    if bodies.is_empty():
+        return []
+    if not bulk:
+        return [Request(text.encode(), i, i + 1) for i, text in enumerate(bodies.to_list())]
+    texts = bodies.to_list()
+    # ends[i]: bytes of batches 0..i, each with the "," or "]" that follows it
+    ends = list(accumulate((bodies.str.len_bytes() + 1).to_list()))
+    requests = []
+    start = 0
+    while start < len(texts):
+        base = ends[start - 1] if start else 0
+        last = min(start + max_batches, len(texts))
+        stop = max(start + 1, bisect_right(ends, base + max_bytes - 1, start, last))  # and "["
+        requests.append(Request(f"[{','.join(texts[start:stop])}]".encode(), start, stop))
+        start = stop
+    return requests

@@ -1,0 +1,105 @@
+"""The source: a DuckDB file and/or Parquet globs, the query file, streamed chunks.
+
+Owns: opening the warehouse read-only, registering each `source.parquet` entry as a
+view, running `source.query` with `$since` / `$until` bound as parameters (never
+interpolated), and yielding the result as polars frames of at most `chunk_rows`
+rows with lower-cased column names. The session time zone is UTC, so a naive
+timestamp in the SQL means UTC. Must not: hold the whole result in memory, change
+the warehouse, or interpret column values (that is `transform`'s job).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from connector.config import SourceConfig
+from connector.digest import quote_identifier
+from connector.errors import ConfigError, SourceError
+
+_PARAMETER = re.compile(r"\$(since|until)\b")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def read_query(config: SourceConfig) -> str:
+    """The query text, checked to filter on both `$since` and `$until`."""
+    try:
+        sql = config.query.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"source.query: cannot read {config.query}: {exc.strerror}") from None
+    missing = {"since", "until"} - set(_PARAMETER.findall(sql))
+    if missing:
+        names = " and ".join(f"${m}" for m in sorted(missing))
+        raise ConfigError(
+            f"source.query: {config.query.name} must filter on $since and $until "
+            f"(missing {names}), e.g. WHERE event_time >= $since AND event_time < $until"
+        )
+    return sql
+
+
+@contextmanager
+def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection with the warehouse attached read-only and the Parquet views."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if config.database is not None:
+            if not config.database.is_file():
+                raise SourceError(f"source.database: no DuckDB file at {config.database}")
+            try:
+                con.execute(f"ATTACH {_literal(str(config.database))} AS warehouse (READ_ONLY)")
+            except duckdb.Error as exc:
+                raise SourceError(
+                    f"source.database: cannot open {config.database}: {exc}"
+                ) from None
+            con.execute("USE warehouse")
+        for name, pattern in config.parquet.items():
+            try:
+                con.execute(
+                    f"CREATE TEMP VIEW {quote_identifier(name)} AS "
+                    f"SELECT * FROM read_parquet({_literal(pattern)})"
+                )
+                con.execute(f"SELECT * FROM {quote_identifier(name)} LIMIT 0")
+            except duckdb.Error as exc:
+                raise SourceError(f"source.parquet.{name}: {pattern}: {exc}") from None
+        yield con
+    finally:
+        con.close()
+
+
+def chunks(
+    config: SourceConfig, since: datetime, until: datetime, limit: int | None = None
+) -> Iterator[pl.DataFrame]:
+    """Rows of the query for `[since, until)`, `chunk_rows` at a time (at most `limit`)."""
+    sql = read_query(config)
+    if limit is not None:
+        sql = f"SELECT * FROM (\n{sql.rstrip().rstrip(';')}\n) LIMIT {int(limit)}"
+    with connect(config) as con:
+        try:
+            relation = con.sql(sql, params={"since": since, "until": until})
+            reader = relation.to_arrow_reader(config.chunk_rows)
+        except duckdb.Error as exc:
+            raise SourceError(f"{config.query.name}: {exc}") from None
+        seen: set[str] = set()
+        for name in reader.schema.names:
+            if name.lower() in seen:
+                raise SourceError(
+                    f"{config.query.name}: column {name} appears twice (names are case-blind)"
+                )
+            seen.add(name.lower())
+        try:
+            for batch in reader:
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                if frame.height:
+                    yield frame.rename(str.lower)
+        except duckdb.Error as exc:
+            raise SourceError(f"{config.query.name}: {exc}") from None

@@ -1,0 +1,416 @@
+"""Classify, normalize, check and hash one chunk of canonical rows, all vectorized.
+
+Owns: turning a source chunk (canonical column names, any scalar types) into a frame
+of payload-ready values named `<place>.<key>` (see `spec.Place`), plus the columns
+the ledger needs (`_ref`, `_event_ms`, `_identity_sha256`, ...) and `_reason`: the
+first reason code (ATTRIBUTES.md) that rejects the row, or null for a valid row.
+Every timestamp becomes UTC epoch milliseconds here and nowhere else; a naive
+timestamp is UTC. Must not: loop over rows in Python, send or store anything, or
+leave a hashed field's plain value in any output column.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import polars as pl
+
+from connector.config import MappingConfig, UnknownColumns
+from connector.digest import sha256, uuid5
+from connector.errors import SourceError
+from connector.spec import (
+    ATTRIBUTES,
+    BY_COLUMN,
+    MAX_NAME_CHARS,
+    MAX_VALUE_CHARS,
+    REASONS,
+    RELAXED_IDENTITIES,
+    RTID_INTEGRATION,
+    RTID_INTEGRATION_KEY,
+    Attribute,
+    Kind,
+    Place,
+)
+
+# UUIDv5 namespace of `data.source_message_id` = uuid5(NS_MESSAGE, "<environment>:<ref>").
+NS_MESSAGE = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/source_message_id")
+
+HEX64 = r"^[0-9a-f]{64}$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+IPV4 = rf"^({_OCTET}\.){{3}}{_OCTET}$"
+_H = r"[0-9A-Fa-f]{1,4}"
+_V4TAIL = rf"({_OCTET}\.){{3}}{_OCTET}"
+IPV6 = (
+    r"^("
+    rf"({_H}:){{7}}{_H}"
+    rf"|({_H}:){{1,7}}:"
+    rf"|({_H}:){{1,6}}:{_H}"
+    rf"|({_H}:){{1,5}}(:{_H}){{1,2}}"
+    rf"|({_H}:){{1,4}}(:{_H}){{1,3}}"
+    rf"|({_H}:){{1,3}}(:{_H}){{1,4}}"
+    rf"|({_H}:){{1,2}}(:{_H}){{1,5}}"
+    rf"|{_H}:(:{_H}){{1,6}}"
+    rf"|:((:{_H}){{1,7}}|:)"
+    rf"|({_H}:){{6}}{_V4TAIL}"
+    rf"|::(ffff(:0{{1,4}})?:)?{_V4TAIL}"
+    rf"|({_H}:){{1,5}}:{_V4TAIL}"
+    rf"|({_H}:){{1,4}}:({_H}:){{0,1}}{_V4TAIL}"
+    rf"|({_H}:){{1,3}}:({_H}:){{0,2}}{_V4TAIL}"
+    rf"|({_H}:){{1,2}}:({_H}:){{0,3}}{_V4TAIL}"
+    rf"|{_H}::({_H}:){{0,4}}{_V4TAIL}"
+    rf"|::({_H}:){{0,5}}{_V4TAIL}"
+    r")$"
+)
+_TIMESTAMP_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M%:z")
+_TIMESTAMP_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
+_NESTED = (pl.List, pl.Array, pl.Struct, pl.Object, pl.Binary)
+
+# The type of a column the query lacks, so checks on it still type-check.
+_ABSENT_DTYPE: dict[Kind, pl.DataType] = {
+    Kind.DECIMAL: pl.Float64(),
+    Kind.AMOUNT: pl.Float64(),
+    Kind.INTEGER: pl.Int64(),
+    Kind.TIMESTAMP: pl.Int64(),
+}
+
+META = (
+    "_row",
+    "_ref",
+    "_reason",
+    "_event_ms",
+    "_message_id",
+    "_identity_sha256",
+    "_conversiontype",
+    "_amount",
+    "_currency",
+)
+
+
+def out_name(place: Place | str, key: str) -> str:
+    return f"{place}.{key}"
+
+
+def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.str.len_bytes() > 0).then(expr)
+
+
+def _text(column: str) -> pl.Expr:
+    return _blank_to_null(pl.col(column).cast(pl.String).str.strip_chars())
+
+
+def _n(column: str) -> pl.Expr:
+    return pl.col(f"_n.{column}")
+
+
+def _bad(column: str) -> pl.Expr:
+    return pl.col(f"_bad.{column}")
+
+
+def _is_hex(expr: pl.Expr) -> pl.Expr:
+    return expr.str.contains(HEX64).fill_null(False)
+
+
+def _is_float(dtype: pl.DataType) -> bool:
+    return dtype in (pl.Float32, pl.Float64)
+
+
+def _parse_number(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """(value, bad) for a JSON-number column; the value keeps an exact numeric dtype."""
+    col = pl.col(column)
+    if dtype.is_integer() or isinstance(dtype, pl.Decimal):
+        return col, pl.lit(False)
+    if _is_float(dtype):
+        return col, (col.is_not_null() & ~col.is_finite()).fill_null(False)
+    text = _text(column)
+    number = text.cast(pl.Float64, strict=False)
+    good = (text.str.contains(NUMBER) & number.is_finite()).fill_null(False)
+    return pl.when(good).then(number), text.is_not_null() & ~good
+
+
+def _parse_integer(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    col = pl.col(column)
+    if dtype.is_integer():
+        value = col.cast(pl.Int64, strict=False)
+        good = (value >= 0).fill_null(False)
+    elif _is_float(dtype) or isinstance(dtype, pl.Decimal):
+        number = col.cast(pl.Float64)
+        good = number.is_finite() & (number == number.floor()) & number.is_between(0, 2**53)
+        good = good.fill_null(False)
+        value = number.cast(pl.Int64, strict=False)
+    else:
+        text = _text(column)
+        good = text.str.contains(r"^\+?\d{1,18}$").fill_null(False)
+        value = text.str.strip_prefix("+").cast(pl.Int64, strict=False)
+    return pl.when(good).then(value), col.is_not_null() & ~good
+
+
+def _parse_dob(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    col = pl.col(column)
+    if dtype == pl.Date:
+        return col.dt.strftime("%Y%m%d"), pl.lit(False)
+    if isinstance(dtype, pl.Datetime):
+        return col.dt.date().dt.strftime("%Y%m%d"), pl.lit(False)
+    text = _text(column)
+    date = pl.coalesce(
+        pl.when(text.str.contains(r"^\d{4}-\d\d-\d\d$")).then(
+            text.str.to_date("%Y-%m-%d", strict=False)
+        ),
+        pl.when(text.str.contains(r"^\d{8}$")).then(text.str.to_date("%Y%m%d", strict=False)),
+    )
+    return date.dt.strftime("%Y%m%d"), text.is_not_null() & date.is_null()
+
+
+def _parse_timestamp(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
+    """(UTC epoch ms, bad). Aware values convert to UTC; naive ones are UTC."""
+    col = pl.col(column)
+    if isinstance(dtype, pl.Datetime):
+        utc = col.dt.convert_time_zone("UTC") if dtype.time_zone else col
+        return utc.dt.epoch("ms"), pl.lit(False)
+    if dtype == pl.Date:
+        return col.cast(pl.Datetime("ms")).dt.epoch("ms"), pl.lit(False)
+    if dtype not in (pl.String, pl.Null):
+        raise SourceError(
+            f"column event_time has type {dtype}; return a TIMESTAMP, TIMESTAMPTZ, DATE or "
+            "ISO 8601 text (for epoch numbers use to_timestamp(x) or epoch_ms(x) in the SQL)"
+        )
+    text = (
+        _text(column)
+        .str.replace(r"^(\d{4}-\d\d-\d\d)[ T]", "${1}T")
+        .str.replace(r"[Zz]$", "+00:00")
+        .str.replace(r"([+-]\d\d)(\d\d)$", "${1}:${2}")
+    )
+    parsed = pl.coalesce(
+        *(text.str.to_datetime(f, strict=False, time_unit="ms") for f in _TIMESTAMP_AWARE),
+        *(
+            text.str.to_datetime(f, strict=False, time_unit="ms").dt.replace_time_zone("UTC")
+            for f in _TIMESTAMP_NAIVE
+        ),
+        text.str.to_date("%Y-%m-%d", strict=False)
+        .cast(pl.Datetime("ms"))
+        .dt.replace_time_zone("UTC"),
+    )
+    return parsed.dt.epoch("ms"), text.is_not_null() & parsed.is_null()
+
+
+def _normalize(attribute: Attribute, dtype: pl.DataType) -> list[pl.Expr]:
+    """Pass 1: `_n.<col>`, the normalized value, and `_bad.<col>`: present but unparseable."""
+    column, kind = attribute.column, attribute.kind
+    bad: pl.Expr = pl.lit(False)
+    value: pl.Expr
+    if kind in (Kind.EMAIL, Kind.NAME, Kind.PREHASHED):
+        value = _text(column).str.to_lowercase()
+    elif kind == Kind.CURRENCY:
+        value = _text(column).str.to_uppercase()
+    elif kind in (Kind.DECIMAL, Kind.AMOUNT):
+        value, bad = _parse_number(column, dtype)
+    elif kind == Kind.INTEGER:
+        value, bad = _parse_integer(column, dtype)
+    elif kind == Kind.DOB:
+        value, bad = _parse_dob(column, dtype)
+    elif kind == Kind.TIMESTAMP:
+        value, bad = _parse_timestamp(column, dtype)
+    else:
+        value = _text(column)
+    return [value.alias(f"_n.{column}"), bad.fill_null(False).alias(f"_bad.{column}")]
+
+
+def _hash(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
+    """Pass 1b, over pass 1's columns: `_hex.<col>` (the value is already a SHA-256)
+    and, where the value is to be hashed, `_h.<col>`: SHA-256 of its normalized text."""
+    column, kind = attribute.column, attribute.kind
+    if not (attribute.hashed_key or kind == Kind.PREHASHED):
+        return []
+    value, is_hex = _n(column), pl.col(f"_hex.{column}")
+    prehash: pl.Expr | None = None
+    if kind == Kind.EMAIL:  # always hashed: the ledger's identity_sha256
+        prehash = pl.when(value.str.contains(EMAIL) & ~is_hex).then(value)
+    elif kind == Kind.MOBILE and hashed:
+        prehash = pl.when(~is_hex).then(_blank_to_null(value.str.replace_all(r"\D", "")))
+    elif attribute.hashed_key and hashed:
+        prehash = pl.when(~is_hex).then(value)
+    return [] if prehash is None else [sha256(prehash).alias(f"_h.{column}")]
+
+
+class _Outputs:
+    """Pass 3: payload values by `<place>.<key>` and the checks that reject rows."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, pl.Expr] = {}
+        self.checks: dict[str, list[pl.Expr]] = {}
+
+    def put(self, place: Place | str, key: str, value: pl.Expr) -> None:
+        name = out_name(place, key)
+        previous = self.values.get(name)
+        self.values[name] = value if previous is None else pl.coalesce(previous, value)
+
+    def reject(self, reason: str, condition: pl.Expr) -> None:
+        self.checks.setdefault(reason, []).append(condition.fill_null(False))
+
+
+def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
+    column, kind, place = attribute.column, attribute.kind, attribute.place
+    assert place is not None
+    value = _n(column)
+    is_hex = pl.col(f"_hex.{column}")  # exists for the hashable and pre-hashed columns
+    if kind == Kind.EMAIL:
+        hashed_email = pl.when(is_hex).then(value).otherwise(pl.col(f"_h.{column}"))
+        if column in hashed:
+            out.put(place, attribute.hashed_key, hashed_email)
+        else:
+            out.put(place, attribute.hashed_key, pl.when(is_hex).then(value))
+            out.put(place, attribute.key, pl.when(~is_hex).then(value))
+        out.reject("invalid_email", value.is_not_null() & ~is_hex & ~value.str.contains(EMAIL))
+    elif attribute.hashed_key:
+        if column in hashed:
+            hashed_value = pl.when(is_hex).then(value).otherwise(pl.col(f"_h.{column}"))
+        else:
+            hashed_value = pl.when(is_hex).then(value)
+            out.put(place, attribute.key, pl.when(~is_hex).then(value))
+        out.put(place, attribute.hashed_key, hashed_value)
+        if kind == Kind.MOBILE:
+            no_digits = ~value.str.contains(r"\d")
+            out.reject("invalid_mobile", value.is_not_null() & ~is_hex & no_digits)
+    elif kind == Kind.PREHASHED:
+        out.put(place, attribute.key, pl.when(is_hex).then(value))
+        out.reject("invalid_hash", value.is_not_null() & ~is_hex)
+    else:
+        out.put(place, attribute.key, value)
+        if column == "rtid":
+            out.put(Place.INTEGRATION, f"{RTID_INTEGRATION}.{RTID_INTEGRATION_KEY}", value)
+    if kind == Kind.IP:
+        ip_ok = value.str.contains(IPV4) | value.str.contains(IPV6)
+        out.reject("invalid_ipaddress", value.is_not_null() & ~ip_ok)
+    elif kind == Kind.CURRENCY:
+        out.reject("invalid_currency", value.is_not_null() & ~value.str.contains(r"^[A-Z]{3}$"))
+    elif kind == Kind.DOB:
+        out.reject("invalid_dob", _bad(column))
+    elif kind in (Kind.DECIMAL, Kind.AMOUNT):
+        out.reject("invalid_amount", _bad(column))
+        if kind == Kind.AMOUNT:
+            out.reject("negative_amount", value < 0)
+    elif kind == Kind.INTEGER:
+        out.reject("invalid_quantity", _bad(column))
+
+
+def unknown_columns(columns: list[str], policy: UnknownColumns) -> list[str]:
+    """The columns the spec does not know, checked against `mapping.unknown_columns`."""
+    unknown = [c for c in columns if c not in BY_COLUMN]
+    if unknown and policy == UnknownColumns.ERROR:
+        raise SourceError(
+            f"the query returns columns the attribute spec does not know: {', '.join(unknown)} "
+            "(rename them to canonical names, drop them, or set mapping.unknown_columns)"
+        )
+    return unknown if policy == UnknownColumns.ATTRIBUTE else []
+
+
+def confirmationrefs(chunk: pl.DataFrame) -> pl.Series:
+    """The normalized confirmationref of each row (null when missing or blank)."""
+    if "confirmationref" not in chunk.schema:
+        return pl.Series("confirmationref", [None] * chunk.height, dtype=pl.String)
+    return chunk.select(_text("confirmationref")).to_series()
+
+
+def transform(
+    chunk: pl.DataFrame,
+    mapping: MappingConfig,
+    environment: str,
+    rows: pl.Series | None = None,
+) -> pl.DataFrame:
+    """Payload-ready values, ledger columns and `_reason` for every row of `chunk`.
+
+    `rows` numbers the rows for messages (`_row`); by default 1, 2, 3, ...
+    """
+    for name, dtype in chunk.schema.items():
+        if isinstance(dtype, _NESTED) or dtype == pl.Object:
+            raise SourceError(f"column {name} has type {dtype}; return scalar values only")
+    extra = unknown_columns(chunk.columns, mapping.unknown_columns)
+    hashed = set(mapping.hash)
+    absent = [a.column for a in ATTRIBUTES if a.column not in chunk.schema]
+
+    # Pass 1: normalize, then hash (a column the query lacks is null throughout).
+    normalized = chunk.select(
+        *(
+            e
+            for a in ATTRIBUTES
+            if a.column in chunk.schema
+            for e in _normalize(a, chunk.schema[a.column])
+        ),
+        *(
+            pl.lit(None, _ABSENT_DTYPE.get(BY_COLUMN[c].kind, pl.String)).alias(f"_n.{c}")
+            for c in absent
+        ),
+        *(pl.lit(None, pl.String).alias(f"_h.{c}") for c in absent),
+        *(pl.lit(False).alias(f"_bad.{c}") for c in absent),
+        *(_text(c).alias(f"_n.{c}") for c in extra),
+        *(pl.col(c).is_not_null().alias(f"_bad.{c}") for c in extra),
+    )
+    hexed = [a for a in ATTRIBUTES if a.hashed_key or a.kind == Kind.PREHASHED]
+    normalized = normalized.with_columns(
+        _is_hex(_n(a.column)).alias(f"_hex.{a.column}") for a in hexed
+    )
+    normalized = normalized.with_columns(
+        e for a in ATTRIBUTES if a.column in chunk.schema for e in _hash(a, a.column in hashed)
+    )
+    ref = _n("confirmationref")
+    message_names = normalized.select(pl.concat_str(pl.lit(f"{environment}:"), ref)).to_series()
+    normalized = normalized.with_columns(uuid5(message_names, NS_MESSAGE).alias("_message_id"))
+
+    # Pass 2: place every value, then pick each row's reason.
+    out = _Outputs()
+    conversiontype = pl.coalesce(_n("conversiontype"), pl.lit(mapping.conversiontype, pl.String))
+    for attribute in ATTRIBUTES:
+        if attribute.column == "conversiontype":
+            out.put(Place.EVENT, "conversiontype", conversiontype)
+        elif attribute.place is not None:
+            _place(attribute, hashed, out)
+    for column in extra:
+        out.put(Place.EVENT, column, _n(column))
+        if len(column) > MAX_NAME_CHARS:
+            out.reject("attribute_name_too_long", _bad(column))
+
+    identity_other = out.values[out_name(Place.IDENTITY, "other")]
+    identities = [identity_other]
+    if "email" not in hashed:
+        identities.append(out.values[out_name(Place.IDENTITY, "email")])
+    if not mapping.require_email:
+        identities += [_n(c) for c in RELAXED_IDENTITIES]
+    out.reject("missing_confirmationref", ref.is_null())
+    out.reject("missing_event_time", _n("event_time").is_null() & ~_bad("event_time"))
+    out.reject("invalid_event_time", _bad("event_time"))
+    out.reject("missing_conversiontype", conversiontype.is_null())
+    out.reject("missing_identity", pl.all_horizontal(e.is_null() for e in identities))
+
+    result = normalized.select(
+        (pl.int_range(1, pl.len() + 1, dtype=pl.Int64) if rows is None else pl.lit(rows))
+        .cast(pl.Int64)
+        .alias("_row"),
+        ref.alias("_ref"),
+        _n("event_time").alias("_event_ms"),
+        pl.col("_message_id"),
+        pl.coalesce(pl.col("_h.email"), identity_other).alias("_identity_sha256"),
+        conversiontype.alias("_conversiontype"),
+        _n("amount").cast(pl.Float64).alias("_amount"),
+        _n("currency").alias("_currency"),
+        *(e.alias(name) for name, e in out.values.items()),
+        *(pl.any_horizontal(c).alias(f"_check.{code}") for code, c in out.checks.items()),
+    )
+    texts = [name for name in out.values if result.schema[name] == pl.String]
+    too_long = pl.any_horizontal(
+        pl.lit(False),
+        *((pl.col(t).str.len_chars() > MAX_VALUE_CHARS).fill_null(False) for t in texts),
+    )
+    checks = {code: pl.col(f"_check.{code}") for code in out.checks}
+    checks["attribute_value_too_long"] = too_long
+    reason = pl.coalesce(
+        pl.lit(None, pl.String),
+        *(pl.when(checks[code]).then(pl.lit(code)) for code in REASONS if code in checks),
+    )
+    return result.select(*META[:2], reason.alias("_reason"), *META[3:], *out.values)
+
+
+def split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(valid rows, rejected rows) of a transformed frame."""
+    rejected = frame.filter(pl.col("_reason").is_not_null())
+    return frame.filter(pl.col("_reason").is_null()), rejected

@@ -1,0 +1,241 @@
+"""Transform and payload, golden: exact batch JSON and every reason code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+
+from connector.config import MappingConfig, UnknownColumns
+from connector.errors import SourceError
+from connector.payload import NS_REQUEST, encode
+from connector.spec import REASONS
+from connector.transform import NS_MESSAGE, split, transform
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run(rows: list[dict[str, Any]], mapping: MappingConfig | None = None) -> pl.DataFrame:
+    frame = transform(pl.DataFrame(rows), mapping or MappingConfig(), "development")
+    valid, rejected = split(frame)
+    return pl.concat([encode(valid, "development"), rejected], how="diagonal")
+
+
+def expected_body(batch: dict[str, Any]) -> str:
+    """The exact bytes the connector must produce for `batch` (key order as given)."""
+    content = json.dumps(batch, separators=(",", ":"), ensure_ascii=False)
+    request_id = uuid.uuid5(NS_REQUEST, sha(content))
+    return f'{{"source_request_id":"{request_id}",' + content[1:]
+
+
+ROW = {
+    "confirmationref": " ORD-1 ",
+    "email": "  John.Doe@Example.COM ",
+    "firstname": "  John ",
+    "lastname": "Doe",
+    "mobile": "+1 (555) 123-4567",
+    "zip": " 98103 ",
+    "amount": "100.00",
+    "currency": "usd",
+    "quantity": "2",
+    "conversiontype": "purchase",
+    "event_time": "2026-11-10T16:03:22+02:00",
+    "ipaddress": "172.3.51.182",
+    "rtid": "rtid-77",
+    "loyalty_tier": "gold",
+}
+
+
+def test_golden_batch_is_exact() -> None:
+    body = run([ROW])["_body"][0]
+    message_id = str(uuid.uuid5(NS_MESSAGE, "development:ORD-1"))
+    batch = {
+        "environment": "development",
+        "user_identities": {"other": sha("john.doe@example.com"), "other_id_2": "rtid-77"},
+        "user_attributes": {
+            "firstnamesha256": sha("john"),
+            "lastnamesha256": sha("doe"),
+            "mobilesha256": sha("15551234567"),
+            "billingzipsha256": sha("98103"),
+        },
+        "ip": "172.3.51.182",
+        "integration_attributes": {"1277": {"passbackconversiontrackingid": "rtid-77"}},
+        "events": [
+            {
+                "event_type": "custom_event",
+                "data": {
+                    "event_name": "conversion",
+                    "custom_event_type": "transaction",
+                    "source_message_id": message_id,
+                    "timestamp_unixtime_ms": 1794319402000,  # 2026-11-10T14:03:22Z
+                    "custom_attributes": {
+                        "confirmationref": "ORD-1",
+                        "conversiontype": "purchase",
+                        "amount": 100.0,
+                        "currency": "USD",
+                        "quantity": 2,
+                        "loyalty_tier": "gold",
+                    },
+                },
+            }
+        ],
+    }
+    assert body == expected_body(batch)
+
+
+def test_prehashed_email_passes_through_lowercased_never_rehashed() -> None:
+    hashed = sha("jane@example.com")
+    rows = [{**ROW, "email": f" {hashed.upper()} ", "confirmationref": "A"}]
+    body = json.loads(run(rows)["_body"][0])
+    assert body["user_identities"] == {"other": hashed, "other_id_2": "rtid-77"}
+    rows = [{**ROW, "email": None, "email_sha256": hashed.upper(), "confirmationref": "B"}]
+    assert json.loads(run(rows)["_body"][0])["user_identities"]["other"] == hashed
+
+
+def test_unhashed_fields_are_sent_normalized() -> None:
+    mapping = MappingConfig(hash=("email",))
+    body = json.loads(run([ROW], mapping)["_body"][0])
+    assert body["user_attributes"] == {
+        "firstname": "john",
+        "lastname": "doe",
+        "mobile": "+1 (555) 123-4567",
+        "zip": "98103",
+    }
+    plain = json.loads(run([ROW], MappingConfig(hash=()))["_body"][0])
+    assert plain["user_identities"]["email"] == "john.doe@example.com"
+    assert "other" not in plain["user_identities"]  # sent as itself, not also as a hash
+
+
+def test_blank_values_are_omitted_and_numbers_keep_their_type() -> None:
+    row = {
+        **ROW,
+        "lastname": "   ",
+        "zip": "",
+        "amount": Decimal("19.90"),
+        "margin": 2.5,
+        "quantity": 3,
+        "dob": date(1990, 7, 17),
+        "productname": 'Maroon 5 t-shirt, "Warriors"',
+    }
+    body = json.loads(run([row])["_body"][0])
+    assert "lastnamesha256" not in body["user_attributes"]
+    assert "billingzipsha256" not in body["user_attributes"]
+    assert body["user_attributes"]["dob"] == "19900717"
+    attrs = body["events"][0]["data"]["custom_attributes"]
+    assert attrs["amount"] == 19.9 and attrs["margin"] == 2.5 and attrs["quantity"] == 3
+    assert attrs["productname"] == 'Maroon 5 t-shirt, "Warriors"'
+    assert '"amount":19.90' in run([row])["_body"][0]  # a DECIMAL column keeps its digits
+
+
+@pytest.mark.parametrize(
+    ("value", "expected_ms"),
+    [
+        ("2026-11-10 14:03:22", 1794319402000),
+        ("2026-11-10T14:03:22Z", 1794319402000),
+        ("2026-11-10T14:03:22.250Z", 1794319402250),
+        ("2026-11-10T09:03:22-05:00", 1794319402000),
+        ("2026-11-10T09:03:22-0500", 1794319402000),
+        ("2026-11-10", 1794268800000),
+        (datetime(2026, 11, 10, 14, 3, 22), 1794319402000),  # naive = UTC
+        (datetime(2026, 11, 10, 15, 3, 22, tzinfo=ZoneInfo("Europe/Paris")), 1794319402000),
+        (date(2026, 11, 10), 1794268800000),
+    ],
+)
+def test_event_time_becomes_utc_epoch_ms(value: object, expected_ms: int) -> None:
+    body = json.loads(run([{**ROW, "event_time": value}])["_body"][0])
+    assert body["events"][0]["data"]["timestamp_unixtime_ms"] == expected_ms
+
+
+def test_event_time_across_dst_changes() -> None:
+    """A zoned column around the US fall-back hour: each instant keeps its own UTC ms."""
+    zone = ZoneInfo("America/New_York")
+    start = datetime(2026, 11, 1, 5, 0, tzinfo=UTC)  # 01:00 EDT, then 01:00 EST an hour later
+    instants = [start + timedelta(minutes=30 * i) for i in range(5)]
+    frame = pl.DataFrame(
+        {
+            "confirmationref": [f"D{i}" for i in range(5)],
+            "email": ["a@b.co"] * 5,
+            "conversiontype": ["purchase"] * 5,
+            "event_time": pl.Series([t.astimezone(zone) for t in instants]).dt.convert_time_zone(
+                "America/New_York"
+            ),
+        }
+    )
+    out = transform(frame, MappingConfig(), "development")
+    assert out["_event_ms"].to_list() == [int(t.timestamp() * 1000) for t in instants]
+
+
+def test_integer_event_time_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="event_time has type"):
+        run([{**ROW, "event_time": 1794319402}])
+
+
+REJECTIONS = [
+    ({"confirmationref": "  "}, "missing_confirmationref"),
+    ({"event_time": None}, "missing_event_time"),
+    ({"event_time": "yesterday"}, "invalid_event_time"),
+    ({"conversiontype": None}, "missing_conversiontype"),
+    ({"email": "N/A"}, "invalid_email"),
+    ({"email": None, "email_sha256": "abc123"}, "invalid_hash"),
+    ({"firstnamesha256": "zz" * 32}, "invalid_hash"),
+    ({"email": "   "}, "missing_identity"),
+    ({"mobile": "n/a"}, "invalid_mobile"),
+    ({"ipaddress": "999.1.1.1"}, "invalid_ipaddress"),
+    ({"dob": "17/07/1990"}, "invalid_dob"),
+    ({"amount": "twelve"}, "invalid_amount"),
+    ({"margin": "NaN"}, "invalid_amount"),
+    ({"amount": "-5.00"}, "negative_amount"),
+    ({"quantity": "1.5"}, "invalid_quantity"),
+    ({"quantity": "-1"}, "invalid_quantity"),
+    ({"currency": "US$"}, "invalid_currency"),
+    ({"x" * 257: "v"}, "attribute_name_too_long"),
+    ({"productname": "p" * 4097}, "attribute_value_too_long"),
+    ({"confirmationref": "r" * 4097}, "attribute_value_too_long"),
+]
+
+
+@pytest.mark.parametrize(("change", "reason"), REJECTIONS)
+def test_each_defect_rejects_the_row_with_its_reason(change: dict[str, Any], reason: str) -> None:
+    out = run([{**ROW, **change}, {**ROW, "confirmationref": "fine"}])
+    assert out["_reason"].to_list() == [None, reason]  # valid rows first, then rejected
+    assert reason in REASONS
+
+
+def test_batch_too_large() -> None:
+    row = {**ROW, **{f"note{i}": "n" * 4000 for i in range(40)}}
+    assert run([row])["_reason"].to_list() == ["batch_too_large"]
+
+
+def test_relaxed_identity_rule() -> None:
+    row = {**ROW, "email": None, "customerid": "C-1"}
+    assert run([row])["_reason"].to_list() == ["missing_identity"]
+    body = json.loads(run([row], MappingConfig(require_email=False))["_body"][0])
+    assert body["user_identities"] == {"customerid": "C-1", "other_id_2": "rtid-77"}
+    device = {**ROW, "email": None, "rtid": None, "ios_advertising_id": "IDFA-1"}
+    out = run([device], MappingConfig(require_email=False))
+    assert json.loads(out["_body"][0])["device_info"] == {"ios_advertising_id": "IDFA-1"}
+
+
+def test_conversiontype_constant_and_unknown_column_policies() -> None:
+    row = {k: v for k, v in ROW.items() if k != "conversiontype"}
+    mapping = MappingConfig(conversiontype="signup")
+    attrs = json.loads(run([row], mapping)["_body"][0])["events"][0]["data"]["custom_attributes"]
+    assert attrs["conversiontype"] == "signup"
+    ignore = MappingConfig(unknown_columns=UnknownColumns.IGNORE)
+    assert "loyalty_tier" not in run([ROW], ignore)["_body"][0]
+    with pytest.raises(SourceError, match="loyalty_tier"):
+        run([ROW], MappingConfig(unknown_columns=UnknownColumns.ERROR))
+
+
+def test_nested_column_is_a_clear_error() -> None:
+    with pytest.raises(SourceError, match="column tags has type"):
+        run([{**ROW, "tags": ["a", "b"]}])

@@ -31,7 +31,7 @@ class Place(StrEnum):
 class Kind(StrEnum):
     """How a column is normalized and checked."""
 
-    TEXT = "text"  # trim
+    TEXT = "text"  # trim (exactly what Python's str.strip() removes)
     REF = "ref"  # trim; required dedup key
     EMAIL = "email"  # trim, lowercase; a 64-hex value is a hash
     NAME = "name"  # trim, lowercase (hashable)
@@ -39,6 +39,7 @@ class Kind(StrEnum):
     ZIP = "zip"  # trim (hashable)
     PREHASHED = "prehashed"  # lowercase; must be 64 hex
     IP = "ip"  # trim; IPv4 or IPv6
+    UUID = "uuid"  # trim; a UUID (the batch schema's device ids)
     DOB = "dob"  # YYYYMMDD
     DECIMAL = "decimal"  # JSON number
     AMOUNT = "amount"  # JSON number, not negative
@@ -70,9 +71,9 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     # top level and device
     Attribute("ipaddress", Kind.IP, Place.BATCH, "ip"),
     Attribute("user_agent", Kind.TEXT, Place.DEVICE, "http_header_user_agent"),
-    Attribute("ios_advertising_id", Kind.TEXT, Place.DEVICE, "ios_advertising_id"),
-    Attribute("android_advertising_id", Kind.TEXT, Place.DEVICE, "android_advertising_id"),
-    Attribute("ios_idfv", Kind.TEXT, Place.DEVICE, "ios_idfv"),
+    Attribute("ios_advertising_id", Kind.UUID, Place.DEVICE, "ios_advertising_id"),
+    Attribute("android_advertising_id", Kind.UUID, Place.DEVICE, "android_advertising_id"),
+    Attribute("ios_idfv", Kind.UUID, Place.DEVICE, "ios_idfv"),
     Attribute("android_uuid", Kind.TEXT, Place.DEVICE, "android_uuid"),
     # user attributes
     Attribute("firstname", Kind.NAME, Place.USER, "firstname", "firstnamesha256"),
@@ -134,6 +135,7 @@ REASONS: dict[str, str] = {
     "missing_identity": "no email or email_sha256 (or, with require_email: false, no other id)",
     "invalid_mobile": "mobile has no digits",
     "invalid_ipaddress": "ipaddress is not an IPv4 or IPv6 address",
+    "invalid_device_id": "ios_advertising_id, android_advertising_id or ios_idfv is not a UUID",
     "invalid_dob": "dob is not a date, YYYY-MM-DD or YYYYMMDD",
     "invalid_amount": "amount or margin is not a finite number",
     "negative_amount": "amount is negative (a refund is not a conversion)",

@@ -11,6 +11,7 @@ leave a hashed field's plain value in any output column.
 
 from __future__ import annotations
 
+import sys
 import uuid
 
 import polars as pl
@@ -35,10 +36,11 @@ from connector.spec import (
 # UUIDv5 namespace of `data.source_message_id` = uuid5(NS_MESSAGE, "<environment>:<ref>").
 NS_MESSAGE = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/source_message_id")
 
-HEX64 = r"^[0-9a-f]{64}$"
+HEX64 = r"^[0-9a-fA-F]{64}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+UUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = rf"^({_OCTET}\.){{3}}{_OCTET}$"
 _H = r"[0-9A-Fa-f]{1,4}"
 _V4TAIL = rf"({_OCTET}\.){{3}}{_OCTET}"
@@ -96,8 +98,13 @@ def _blank_to_null(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.str.len_bytes() > 0).then(expr)
 
 
+# What Python's str.strip() removes (Unicode White_Space plus \x1c-\x1f): "trim" in
+# ATTRIBUTES.md means exactly this, so anyone can reproduce a hash with .strip().
+WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+
+
 def _text(column: str) -> pl.Expr:
-    return _blank_to_null(pl.col(column).cast(pl.String).str.strip_chars())
+    return _blank_to_null(pl.col(column).cast(pl.String).str.strip_chars(WHITESPACE))
 
 
 def _n(column: str) -> pl.Expr:
@@ -141,7 +148,7 @@ def _parse_integer(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
         value = number.cast(pl.Int64, strict=False)
     else:
         text = _text(column)
-        good = text.str.contains(r"^\+?\d{1,18}$").fill_null(False)
+        good = text.str.contains(r"^\+?[0-9]{1,18}$").fill_null(False)
         value = text.str.strip_prefix("+").cast(pl.Int64, strict=False)
     return pl.when(good).then(value), col.is_not_null() & ~good
 
@@ -154,10 +161,10 @@ def _parse_dob(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
         return col.dt.date().dt.strftime("%Y%m%d"), pl.lit(False)
     text = _text(column)
     date = pl.coalesce(
-        pl.when(text.str.contains(r"^\d{4}-\d\d-\d\d$")).then(
+        pl.when(text.str.contains(r"^[0-9]{4}-[0-9][0-9]-[0-9][0-9]$")).then(
             text.str.to_date("%Y-%m-%d", strict=False)
         ),
-        pl.when(text.str.contains(r"^\d{8}$")).then(text.str.to_date("%Y%m%d", strict=False)),
+        pl.when(text.str.contains(r"^[0-9]{8}$")).then(text.str.to_date("%Y%m%d", strict=False)),
     )
     return date.dt.strftime("%Y%m%d"), text.is_not_null() & date.is_null()
 
@@ -177,9 +184,9 @@ def _parse_timestamp(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]
         )
     text = (
         _text(column)
-        .str.replace(r"^(\d{4}-\d\d-\d\d)[ T]", "${1}T")
+        .str.replace(r"^([0-9]{4}-[0-9][0-9]-[0-9][0-9])[ T]", "${1}T")
         .str.replace(r"[Zz]$", "+00:00")
-        .str.replace(r"([+-]\d\d)(\d\d)$", "${1}:${2}")
+        .str.replace(r"([+-][0-9][0-9])([0-9][0-9])$", "${1}:${2}")
     )
     parsed = pl.coalesce(
         *(text.str.to_datetime(f, strict=False, time_unit="ms") for f in _TIMESTAMP_AWARE),
@@ -202,7 +209,9 @@ def _normalize(attribute: Attribute, dtype: pl.DataType) -> list[pl.Expr]:
     if kind in (Kind.EMAIL, Kind.NAME, Kind.PREHASHED):
         value = _text(column).str.to_lowercase()
     elif kind == Kind.CURRENCY:
-        value = _text(column).str.to_uppercase()
+        text = _text(column)
+        value = text.str.to_uppercase()
+        bad = text.is_not_null() & ~text.str.contains(r"^[A-Za-z]{3}$")
     elif kind in (Kind.DECIMAL, Kind.AMOUNT):
         value, bad = _parse_number(column, dtype)
     elif kind == Kind.INTEGER:
@@ -227,7 +236,9 @@ def _hash(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
     if kind == Kind.EMAIL:  # always hashed: the ledger's identity_sha256
         prehash = pl.when(value.str.contains(EMAIL) & ~is_hex).then(value)
     elif kind == Kind.MOBILE and hashed:
-        prehash = pl.when(~is_hex).then(_blank_to_null(value.str.replace_all(r"\D", "")))
+        # NFKC first, so fullwidth digits count as the digits they are
+        digits = value.str.normalize("NFKC").str.replace_all(r"[^0-9]", "")
+        prehash = pl.when(~is_hex).then(_blank_to_null(digits))
     elif attribute.hashed_key and hashed:
         prehash = pl.when(~is_hex).then(value)
     return [] if prehash is None else [sha256(prehash).alias(f"_h.{column}")]
@@ -263,18 +274,22 @@ def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
             out.put(place, attribute.key, pl.when(~is_hex).then(value))
         out.reject("invalid_email", value.is_not_null() & ~is_hex & ~value.str.contains(EMAIL))
     elif attribute.hashed_key:
+        as_hash = value if kind == Kind.NAME else value.str.to_lowercase()  # names: already
         if column in hashed:
-            hashed_value = pl.when(is_hex).then(value).otherwise(pl.col(f"_h.{column}"))
+            hashed_value = pl.when(is_hex).then(as_hash).otherwise(pl.col(f"_h.{column}"))
         else:
-            hashed_value = pl.when(is_hex).then(value)
+            hashed_value = pl.when(is_hex).then(as_hash)
             out.put(place, attribute.key, pl.when(~is_hex).then(value))
         out.put(place, attribute.hashed_key, hashed_value)
         if kind == Kind.MOBILE:
-            no_digits = ~value.str.contains(r"\d")
+            no_digits = ~value.str.normalize("NFKC").str.contains(r"[0-9]")
             out.reject("invalid_mobile", value.is_not_null() & ~is_hex & no_digits)
     elif kind == Kind.PREHASHED:
         out.put(place, attribute.key, pl.when(is_hex).then(value))
         out.reject("invalid_hash", value.is_not_null() & ~is_hex)
+    elif kind == Kind.UUID:
+        out.put(place, attribute.key, value)
+        out.reject("invalid_device_id", value.is_not_null() & ~value.str.contains(UUID))
     else:
         out.put(place, attribute.key, value)
         if column == "rtid":
@@ -283,7 +298,7 @@ def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
         ip_ok = value.str.contains(IPV4) | value.str.contains(IPV6)
         out.reject("invalid_ipaddress", value.is_not_null() & ~ip_ok)
     elif kind == Kind.CURRENCY:
-        out.reject("invalid_currency", value.is_not_null() & ~value.str.contains(r"^[A-Z]{3}$"))
+        out.reject("invalid_currency", _bad(column))
     elif kind == Kind.DOB:
         out.reject("invalid_dob", _bad(column))
     elif kind in (Kind.DECIMAL, Kind.AMOUNT):

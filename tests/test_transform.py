@@ -190,6 +190,8 @@ REJECTIONS = [
     ({"email": "   "}, "missing_identity"),
     ({"mobile": "n/a"}, "invalid_mobile"),
     ({"ipaddress": "999.1.1.1"}, "invalid_ipaddress"),
+    ({"ipaddress": "\u0661.\u0662.\u0663.\u0664"}, "invalid_ipaddress"),  # Arabic-Indic digits
+    ({"ios_idfv": "not-a-uuid"}, "invalid_device_id"),
     ({"dob": "17/07/1990"}, "invalid_dob"),
     ({"amount": "twelve"}, "invalid_amount"),
     ({"margin": "NaN"}, "invalid_amount"),
@@ -197,6 +199,8 @@ REJECTIONS = [
     ({"quantity": "1.5"}, "invalid_quantity"),
     ({"quantity": "-1"}, "invalid_quantity"),
     ({"currency": "US$"}, "invalid_currency"),
+    ({"currency": "u\u00df"}, "invalid_currency"),  # would upper-case to "USS"
+    ({"quantity": "\u0663"}, "invalid_quantity"),
     ({"x" * 257: "v"}, "attribute_name_too_long"),
     ({"productname": "p" * 4097}, "attribute_value_too_long"),
     ({"confirmationref": "r" * 4097}, "attribute_value_too_long"),
@@ -220,9 +224,10 @@ def test_relaxed_identity_rule() -> None:
     assert run([row])["_reason"].to_list() == ["missing_identity"]
     body = json.loads(run([row], MappingConfig(require_email=False))["_body"][0])
     assert body["user_identities"] == {"customerid": "C-1", "other_id_2": "rtid-77"}
-    device = {**ROW, "email": None, "rtid": None, "ios_advertising_id": "IDFA-1"}
+    idfa = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
+    device = {**ROW, "email": None, "rtid": None, "ios_advertising_id": f" {idfa} "}
     out = run([device], MappingConfig(require_email=False))
-    assert json.loads(out["_body"][0])["device_info"] == {"ios_advertising_id": "IDFA-1"}
+    assert json.loads(out["_body"][0])["device_info"] == {"ios_advertising_id": idfa}
 
 
 def test_conversiontype_constant_and_unknown_column_policies() -> None:

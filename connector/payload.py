@@ -82,21 +82,25 @@ def _key(key: str) -> str:
 def _inner(members: list[tuple[str, _Value]]) -> pl.Expr:
     """The members of a JSON object without braces ("" or null when none is present).
 
-    Members without nulls are fused into one run of literals and values; each other
-    member is its own piece, left out where null.
+    Keys keep their order. Consecutive members without nulls are fused into one run
+    of literals and values; any other member is a piece of its own, left out where
+    null. How a row is assembled never changes its bytes.
     """
     pieces: list[pl.Expr] = []
     run: list[pl.Expr] = []
     text = ""
-    for key, value in (m for m in members if m[1].solid):
+    for key, value in members:
         quote = '"' if value.quoted else ""
-        run += [pl.lit(text + ("," if run else "") + _key(key) + quote), value.expr]
-        text = quote
+        if value.solid:
+            run += [pl.lit(text + ("," if run else "") + _key(key) + quote), value.expr]
+            text = quote
+            continue
+        if run:
+            pieces.append(pl.concat_str([*run, pl.lit(text)]))
+            run, text = [], ""
+        pieces.append(pl.concat_str(pl.lit(_key(key) + quote), value.expr, pl.lit(quote)))
     if run:
         pieces.append(pl.concat_str([*run, pl.lit(text)]))
-    for key, value in (m for m in members if not m[1].solid):
-        quote = '"' if value.quoted else ""
-        pieces.append(pl.concat_str(pl.lit(_key(key) + quote), value.expr, pl.lit(quote)))
     if len(pieces) == 1:
         return pieces[0]
     return pl.concat_str(pieces, separator=",", ignore_nulls=True) if pieces else pl.lit("")

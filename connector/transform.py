@@ -12,6 +12,7 @@ leave a hashed field's plain value in any output column.
 from __future__ import annotations
 
 import sys
+import unicodedata
 import uuid
 
 import polars as pl
@@ -38,6 +39,13 @@ NS_MESSAGE = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/sour
 
 HEX64 = r"^[0-9a-fA-F]{64}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_NON_ASCII = r"[^\x00-\x7f]"
+# Every non-ASCII decimal digit (Unicode category Nd) and the ASCII digit it means.
+_DECIMALS = {
+    chr(c): str(unicodedata.decimal(chr(c)))
+    for c in range(0x80, sys.maxunicode + 1)
+    if unicodedata.category(chr(c)) == "Nd"
+}
 UUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -225,9 +233,10 @@ def _normalize(attribute: Attribute, dtype: pl.DataType) -> list[pl.Expr]:
     return [value.alias(f"_n.{column}"), bad.fill_null(False).alias(f"_bad.{column}")]
 
 
-def _hash(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
-    """Pass 1b, over pass 1's columns: `_hex.<col>` (the value is already a SHA-256)
-    and, where the value is to be hashed, `_h.<col>`: SHA-256 of its normalized text."""
+def _hash(attribute: Attribute, hashed: bool, mobile_ascii: bool) -> list[pl.Expr]:
+    """Pass 1b, over pass 1's columns (with `_hex.<col>`: the value is already a
+    SHA-256): `_h.<col>`, SHA-256 of the normalized text of a value to be hashed.
+    `mobile_ascii`: no mobile in the chunk has a non-ASCII character."""
     column, kind = attribute.column, attribute.kind
     if not (attribute.hashed_key or kind == Kind.PREHASHED):
         return []
@@ -236,9 +245,9 @@ def _hash(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
     if kind == Kind.EMAIL:  # always hashed: the ledger's identity_sha256
         prehash = pl.when(value.str.contains(EMAIL) & ~is_hex).then(value)
     elif kind == Kind.MOBILE and hashed:
-        # NFKC first, so fullwidth digits count as the digits they are
-        digits = value.str.normalize("NFKC").str.replace_all(r"[^0-9]", "")
-        prehash = pl.when(~is_hex).then(_blank_to_null(digits))
+        # a digit of any script (Unicode Nd, e.g. fullwidth) counts as the digit it is
+        text = value if mobile_ascii else value.str.replace_many(_DECIMALS)
+        prehash = pl.when(~is_hex).then(text.str.replace_all(r"[^0-9]+", "").replace("", None))
     elif attribute.hashed_key and hashed:
         prehash = pl.when(~is_hex).then(value)
     return [] if prehash is None else [sha256(prehash).alias(f"_h.{column}")]
@@ -282,7 +291,7 @@ def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
             out.put(place, attribute.key, pl.when(~is_hex).then(value))
         out.put(place, attribute.hashed_key, hashed_value)
         if kind == Kind.MOBILE:
-            no_digits = ~value.str.normalize("NFKC").str.contains(r"[0-9]")
+            no_digits = ~value.str.contains(r"\d")  # Unicode Nd, as _DECIMALS
             out.reject("invalid_mobile", value.is_not_null() & ~is_hex & no_digits)
     elif kind == Kind.PREHASHED:
         out.put(place, attribute.key, pl.when(is_hex).then(value))
@@ -365,8 +374,12 @@ def transform(
     normalized = normalized.with_columns(
         _is_hex(_n(a.column)).alias(f"_hex.{a.column}") for a in hexed
     )
+    mobile_ascii = not normalized["_n.mobile"].str.contains(_NON_ASCII).any()
     normalized = normalized.with_columns(
-        e for a in ATTRIBUTES if a.column in chunk.schema for e in _hash(a, a.column in hashed)
+        e
+        for a in ATTRIBUTES
+        if a.column in chunk.schema
+        for e in _hash(a, a.column in hashed, mobile_ascii)
     )
     ref = _n("confirmationref")
     message_names = normalized.select(pl.concat_str(pl.lit(f"{environment}:"), ref)).to_series()

@@ -3,6 +3,8 @@
 The public API is what this module exports; everything else is private.
 """
 
+__version__ = "0.1.0"
+
 from connector.config import Config, load_config
 from connector.errors import (
     ConfigError,
@@ -12,7 +14,8 @@ from connector.errors import (
     RowRejected,
     SourceError,
 )
-from connector.pipeline import ValidationReport, validate
+from connector.pipeline import sync, validate
+from connector.report import RunReport, ValidationReport
 
 __all__ = [
     "Config",
@@ -21,8 +24,10 @@ __all__ = [
     "FatalSendError",
     "RetryableSendError",
     "RowRejected",
+    "RunReport",
     "SourceError",
     "ValidationReport",
     "load_config",
+    "sync",
     "validate",
 ]

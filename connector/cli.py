@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from connector import source
 from connector.config import Config, load_config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
-from connector.pipeline import ValidationReport, sync_window, validate
+from connector.pipeline import sync, sync_window, validate
+from connector.report import RunReport, ValidationReport
+from connector.sandbox import SandboxSettings, serve
 from connector.spec import REASONS
 
 app = typer.Typer(
@@ -121,6 +126,130 @@ def validate_command(
         _print_validation(report, config)
     clean = report.rows_rejected == 0 and report.duplicates == 0
     raise typer.Exit(EXIT_OK if clean else EXIT_ROWS_NOT_ACCEPTED)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON report on stdout.")]
+
+
+class _ProgressBar:
+    """Rows read, accepted, batches/s and ETA on stderr (only when it is a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self._bar = Progress(
+            TextColumn("[bold]sync[/]"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} rows"),
+            TextColumn("{task.fields[accepted]:,} accepted"),
+            TextColumn("{task.fields[rate]:,.0f} batches/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=stderr,
+            transient=True,
+        )
+        self._task = self._bar.add_task("sync", total=total, accepted=0, rate=0.0)
+        self._started = time.monotonic()
+
+    def __enter__(self) -> _ProgressBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._bar.stop()
+
+    def __call__(self, report: RunReport) -> None:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self._bar.update(
+            self._task,
+            completed=report.rows_read,
+            accepted=report.accepted,
+            rate=report.batches_sent / elapsed,
+        )
+
+
+def _print_run(report: RunReport) -> None:
+    stdout.print(
+        f"run {report.run_id} ({report.mode}): [bold]{report.status}[/] in {report.duration_s}s",
+        highlight=False,
+    )
+    table = Table(show_header=False)
+    for key, value in report.as_dict().items():
+        if key not in ("run_id", "mode", "status", "duration_s", "message"):
+            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    stdout.print(table)
+
+
+@app.command("sync")
+def sync_command(
+    config: ConfigOption,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read, check and count; send nothing.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Read at most N rows.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send the conversions of the window that the ledger has not settled.
+
+    The window defaults to [now - sync.lookback, now). Exit 0 when every row was
+    accepted or skipped, 1 when rows were rejected or failed, 2 on a config or query
+    error, 3 when credentials were refused or the endpoint was unreachable, 4 when
+    another run holds the ledger.
+    """
+    try:
+        loaded = load_config(config)
+        start, end = _window(loaded, since, until)
+        if stderr.is_terminal and not as_json:
+            total = source.count(loaded.source, start, end)
+            with _ProgressBar(min(total, limit or total)) as bar:
+                report = sync(loaded, start, end, limit=limit, dry_run=dry_run, progress=bar)
+        else:
+            report = sync(loaded, start, end, limit=limit, dry_run=dry_run)
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    else:
+        _print_run(report)
+    if report.message:
+        stderr.print(f"[bold red]error:[/] {report.message}", highlight=False)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("sandbox")
+def sandbox_command(
+    host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 8787,
+    api_key: Annotated[str, typer.Option(help="Key the sandbox accepts.")] = "sandbox-key",
+    api_secret: Annotated[str, typer.Option(help="Secret it accepts.")] = "sandbox-secret",
+    rate_limit: Annotated[
+        float | None, typer.Option(min=0.001, help="Batches per second before 429.")
+    ] = None,
+    fail_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fraction of requests failing (5xx/429).")
+    ] = 0.0,
+    reject_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fraction of valid batches a 202 rejects.")
+    ] = 0.0,
+    latency: Annotated[float, typer.Option(min=0, help="Seconds before each answer.")] = 0.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the fault injection.")] = None,
+) -> None:
+    """Run the local Event API emulator (strict as the platform; see DESIGN.md)."""
+    settings = SandboxSettings(
+        api_key=api_key,
+        api_secret=api_secret,
+        rate_limit=rate_limit,
+        fail_rate=fail_rate,
+        reject_rate=reject_rate,
+        latency_s=latency,
+        seed=seed,
+    )
+    try:
+        serve(
+            settings, host, port, ready=lambda url: print(f"sandbox listening on {url}", flush=True)
+        )
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def main() -> None:

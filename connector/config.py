@@ -112,6 +112,8 @@ class DestinationConfig(_Strict):
     concurrency: int = Field(default=8, ge=1, le=256)
     timeout_s: float = Field(default=30, gt=0, le=600)
     max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_base_s: float = Field(default=0.5, ge=0, le=60)  # full-jitter backoff: first ceiling
+    retry_max_s: float = Field(default=30, ge=0, le=600)  # and the largest
 
     @field_validator("base_url")
     @classmethod

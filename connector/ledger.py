@@ -1,16 +1,145 @@
-"""The results ledger: what each confirmationref's delivery came to.
+"""The results ledger: what became of every conversion, one DuckDB file per project.
 
-Owns (so far): first-wins deduplication of confirmationrefs within one run, kept in
-an in-process DuckDB table so a run of millions of rows needs no Python set. Must
-not: store raw PII.
+Owns: the ledger file (DDL and queries in `sql/ledger*.sql`), the lock that keeps
+one run at a time (DuckDB's own file lock: a second process gets exit 4), the rules
+of DESIGN.md (write-ahead `pending`, settle after the response, skip `accepted` and
+unchanged `rejected`), the `runs` table, and first-wins deduplication within a run.
+Must not: store raw PII (only `identity_sha256`), or decide what to send.
 """
 
 from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 
 from connector.digest import sql_file
+from connector.errors import EXIT_LOCKED, ConnectorError
+
+STATUSES = ("pending", "accepted", "rejected", "rejected_local", "failed")
+_ROW_COLUMNS: dict[str, pl.DataType] = {
+    "ref": pl.String(),
+    "status": pl.String(),
+    "reason": pl.String(),
+    "http_status": pl.Int32(),
+    "attempts": pl.Int32(),
+    "request_id": pl.String(),
+    "payload_sha256": pl.String(),
+    "identity_sha256": pl.String(),
+    "conversiontype": pl.String(),
+    "amount": pl.Float64(),
+    "currency": pl.String(),
+    "event_ms": pl.Int64(),
+    "last_attempt_at": pl.Datetime("us", "UTC"),
+    "accepted_at": pl.Datetime("us", "UTC"),
+}
+
+
+class LedgerLocked(ConnectorError):
+    """Another process has the ledger open: one run at a time."""
+
+    exit_code = EXIT_LOCKED
+
+
+class Ledger:
+    """The ledger of one environment, open (and locked) for the length of a run."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, environment: str) -> None:
+        self._con = con
+        self.path = path
+        self.environment = environment
+
+    @classmethod
+    def open(cls, path: Path, environment: str) -> Ledger:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise ConnectorError(f"ledger.path: cannot open {path}: {exc}") from None
+            pid = re.search(r"PID (\d+)", str(exc))
+            holder = f" (process {pid.group(1)})" if pid else ""
+            raise LedgerLocked(
+                f"another run holds the ledger {path}{holder}; wait for it to finish"
+            ) from None
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(sql_file("ledger.sql"))
+        return cls(con, path, environment)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _params(self, **extra: Any) -> dict[str, Any]:
+        return {"environment": self.environment, **extra}
+
+    def lookup(self, refs: pl.Series) -> pl.DataFrame:
+        """(ref, status, payload_sha256) of the refs the ledger already has."""
+        with self._con.cursor() as con:
+            con.register("chunk_refs", pl.DataFrame({"ref": refs.drop_nulls()}))
+            known: pl.DataFrame = con.sql(sql_file("ledger_lookup.sql"), params=self._params()).pl()
+        return known
+
+    def record(self, rows: pl.DataFrame, run_id: str, transport: str) -> None:
+        """Upsert one row per conversion; `rows` has any of the `_ROW_COLUMNS`."""
+        if rows.is_empty():
+            return
+        full = rows.select(
+            pl.col(name).cast(dtype) if name in rows.columns else pl.lit(None, dtype).alias(name)
+            for name, dtype in _ROW_COLUMNS.items()
+        ).with_columns(pl.col("attempts").fill_null(0))
+        params = self._params(run_id=run_id, transport=transport, now=datetime.now(UTC))
+        with self._con.cursor() as con:
+            con.register("rows", full)
+            con.execute(sql_file("ledger_upsert.sql"), params)
+
+    def settle(self, settled: pl.DataFrame, attempts: int) -> None:
+        """Final state of one request's conversions: `settled(ref, status, reason, http_status)`."""
+        params = self._params(attempts=attempts, now=datetime.now(UTC))
+        with self._con.cursor() as con:
+            con.register("settled", settled)
+            con.execute(sql_file("ledger_settle.sql"), params)
+
+    def start_run(self, run_id: str, mode: str, since: datetime, until: datetime) -> None:
+        params = self._params(run_id=run_id, mode=mode, since=since, until=until)
+        self._con.execute(sql_file("run_start.sql"), params | {"now": datetime.now(UTC)})
+
+    def finish_run(self, report: dict[str, Any], message: str | None) -> None:
+        """Store the run report (`RunReport.as_dict()`) in its `runs` row."""
+        params = {k: report[k] for k in (*_RUN_COUNTS, "run_id", "status")}
+        self._con.execute(
+            sql_file("run_finish.sql"), params | {"now": datetime.now(UTC), "message": message}
+        )
+
+    def query(self, sql: str, **params: Any) -> pl.DataFrame:
+        """A read-only query over the ledger (audits and tests)."""
+        with self._con.cursor() as con:
+            result: pl.DataFrame = con.sql(sql, params=params or None).pl()
+        return result
+
+
+_RUN_COUNTS = (
+    "rows_read",
+    "rows_rejected_local",
+    "rows_skipped_ledger",
+    "rows_duplicate",
+    "batches_sent",
+    "requests",
+    "accepted",
+    "rejected",
+    "failed",
+    "retries",
+    "duration_s",
+)
 
 
 class RunDedup:

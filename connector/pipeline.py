@@ -1,29 +1,39 @@
-"""The data flow of DESIGN.md, stage by stage: source -> transform -> dedup -> payload.
+"""The data flow of DESIGN.md, stage by stage, for `validate`, `sync` and `backfill`.
 
-Owns: running the stages in order over each chunk and counting what happened to
-every row read (valid, rejected by reason, duplicate), so the counts always add up
-to the rows read. Must not: contain stage logic of its own (each stage lives in its
-module), or hold more than one chunk in memory.
+Owns: running the stages in order (source -> in-run dedup -> ledger lookup ->
+transform -> payload -> sender -> ledger), overlapping preparation with sending,
+and accounting for every row read exactly once (read = sent or skipped or
+duplicate or rejected). Must not: contain stage logic of its own (each stage lives
+in its module), or hold more than a few chunks in memory.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
-from collections.abc import Iterator
+import asyncio
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import httpx
 import polars as pl
 
-from connector import source
+from connector import __version__, source
 from connector.config import Config
-from connector.ledger import RunDedup
+from connector.errors import FatalSendError
+from connector.ledger import Ledger, RunDedup
 from connector.payload import Request, encode, pack
+from connector.report import RunReport, ValidationReport
+from connector.sender import Sender
 from connector.transform import META, confirmationrefs, split, transform
 
-REJECTED_COLUMNS = ["_row", "_ref", "_reason", "_event_ms", "_identity_sha256"]
+REJECTED_COLUMNS = [c for c in META if c not in ("_message_id",)]
 ENCODED_COLUMNS = [*META, "_body", "_payload_sha256", "_request_id"]
+Lookup = Callable[[pl.Series], pl.DataFrame]
+Progress = Callable[[RunReport], None]
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,8 @@ class Prepared:
 
     rows_read: int
     duplicates: int
-    encoded: pl.DataFrame  # valid rows (ENCODED_COLUMNS), in the order of `requests`
+    skipped: int  # already accepted, or rejected with the same payload (ledger)
+    encoded: pl.DataFrame  # rows to send (ENCODED_COLUMNS), in the order of `requests`
     requests: list[Request]  # request bodies; `start:stop` index rows of `encoded`
     rejected: pl.DataFrame  # REJECTED_COLUMNS of the rows rejected locally
 
@@ -43,19 +54,31 @@ def sync_window(config: Config, now: datetime | None = None) -> tuple[datetime, 
     return until - config.sync.lookback, until
 
 
+def _settled_before(frame: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
+    """True where the ledger has the row `accepted`, or `rejected` with the same payload."""
+    joined = frame.join(known, left_on="_ref", right_on="ref", how="left", maintain_order="left")
+    same_payload = pl.col("payload_sha256") == pl.col("_payload_sha256")
+    done = (pl.col("status") == "accepted") | ((pl.col("status") == "rejected") & same_payload)
+    return joined.select(done.fill_null(False)).to_series()
+
+
 def _prepare_chunk(
-    chunk: pl.DataFrame, rows: pl.Series, config: Config, redact: bool
-) -> tuple[pl.DataFrame, list[Request], pl.DataFrame]:
-    """Transform, encode and pack one chunk whose duplicates are already removed."""
+    chunk: pl.DataFrame, rows: pl.Series, config: Config, redact: bool, known: pl.DataFrame
+) -> tuple[pl.DataFrame, list[Request], pl.DataFrame, int]:
+    """Transform, encode, drop what the ledger settled, and pack one deduplicated chunk."""
     environment = config.destination.environment
     valid, rejected = split(transform(chunk, config.mapping, environment, rows))
     encoded, too_large = split(encode(valid, environment, redact))
     rejected = pl.concat([rejected, too_large], how="diagonal").select(REJECTED_COLUMNS)
-    return (
-        encoded.select(ENCODED_COLUMNS),
-        pack(encoded["_body"], config.destination.bulk),
-        rejected,
+    settled = _settled_before(encoded, known)
+    # a row rejected here whose conversion was accepted before stays accepted
+    accepted_before = rejected["_ref"].is_in(
+        known.filter(pl.col("status") == "accepted")["ref"].implode()
     )
+    encoded, rejected = encoded.filter(~settled), rejected.filter(~accepted_before)
+    skipped = int(settled.sum()) + int(accepted_before.sum())
+    requests = pack(encoded["_body"], config.destination.bulk)
+    return encoded.select(ENCODED_COLUMNS), requests, rejected, skipped
 
 
 def prepare(
@@ -65,21 +88,27 @@ def prepare(
     limit: int | None = None,
     redact: bool = False,
     workers: int = 2,
-) -> Iterator[Prepared]:
-    """Each chunk of `[since, until)`: deduplicated, transformed, encoded and packed.
+    lookup: Lookup | None = None,
+) -> Generator[Prepared]:
+    """Each chunk of `[since, until)`: deduplicated, checked against the ledger
+    (`lookup`), transformed, encoded and packed.
 
-    Deduplication runs first, on each chunk in source order, so the first row with a
-    confirmationref wins; then up to `workers` chunks are transformed, encoded and
-    packed at once (polars and DuckDB release the GIL). Chunks come out in order.
+    Deduplication and the ledger lookup run first, on each chunk in source order, so
+    the first row with a confirmationref wins; then up to `workers` chunks are
+    transformed, encoded and packed at once (polars and DuckDB release the GIL).
+    Chunks come out in order.
     """
     dedup = RunDedup()
-    in_flight: deque[tuple[int, int, Future[tuple[pl.DataFrame, list[Request], pl.DataFrame]]]]
+    nothing_known = pl.DataFrame(
+        schema={"ref": pl.String, "status": pl.String, "payload_sha256": pl.String}
+    )
+    in_flight: deque[tuple[int, int, Future[tuple[pl.DataFrame, list[Request], pl.DataFrame, int]]]]
     in_flight = deque()
 
     def settle() -> Prepared:
         rows_read, duplicates, future = in_flight.popleft()
-        encoded, requests, rejected = future.result()
-        return Prepared(rows_read, duplicates, encoded, requests, rejected)
+        encoded, requests, rejected, skipped = future.result()
+        return Prepared(rows_read, duplicates, skipped, encoded, requests, rejected)
 
     first_row = 1
     try:
@@ -87,12 +116,13 @@ def prepare(
             for chunk in source.chunks(config.source, since, until, limit):
                 rows = pl.int_range(first_row, first_row + chunk.height, eager=True)
                 first_row += chunk.height
-                duplicate = dedup.duplicates(confirmationrefs(chunk))
-                keep = ~duplicate
+                refs = confirmationrefs(chunk)
+                keep = ~dedup.duplicates(refs)
+                known = lookup(refs.filter(keep)) if lookup else nothing_known
                 future = pool.submit(
-                    _prepare_chunk, chunk.filter(keep), rows.filter(keep), config, redact
+                    _prepare_chunk, chunk.filter(keep), rows.filter(keep), config, redact, known
                 )
-                in_flight.append((chunk.height, int(duplicate.sum()), future))
+                in_flight.append((chunk.height, chunk.height - int(keep.sum()), future))
                 if len(in_flight) > workers:
                     yield settle()
             while in_flight:
@@ -101,40 +131,6 @@ def prepare(
         for _, _, future in in_flight:
             future.cancel()
         dedup.close()
-
-
-@dataclass
-class ValidationReport:
-    """What `validate` found: counts that add up to `rows_read`, and examples."""
-
-    since: datetime
-    until: datetime
-    rows_read: int = 0
-    valid: int = 0
-    duplicates: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-    rejected_examples: dict[str, list[str]] = field(default_factory=dict)
-    requests: int = 0
-    request_bytes: int = 0
-    payloads: list[str] = field(default_factory=list)
-
-    @property
-    def rows_rejected(self) -> int:
-        return sum(self.rejected.values())
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "since": self.since.isoformat(),
-            "until": self.until.isoformat(),
-            "rows_read": self.rows_read,
-            "valid": self.valid,
-            "duplicates": self.duplicates,
-            "rejected": self.rows_rejected,
-            "rejected_by_reason": dict(sorted(self.rejected.items())),
-            "rejected_examples": self.rejected_examples,
-            "requests": self.requests,
-            "request_bytes": self.request_bytes,
-        }
 
 
 def validate(
@@ -165,4 +161,186 @@ def validate(
         report.request_bytes += sum(len(r.body) for r in part.requests)
         if len(report.payloads) < show:
             report.payloads += part.encoded["_body"].head(show - len(report.payloads)).to_list()
+    return report
+
+
+def _pending(encoded: pl.DataFrame) -> pl.DataFrame:
+    """Ledger rows written before their request leaves (write-ahead)."""
+    return encoded.select(
+        pl.col("_ref").alias("ref"),
+        pl.lit("pending").alias("status"),
+        pl.col("_request_id").alias("request_id"),
+        pl.col("_payload_sha256").alias("payload_sha256"),
+        *_LEDGER_FIELDS,
+    )
+
+
+def _local_rejections(rejected: pl.DataFrame) -> pl.DataFrame:
+    """Ledger rows of rows rejected before sending (those with a confirmationref)."""
+    return rejected.filter(pl.col("_ref").is_not_null()).select(
+        pl.col("_ref").alias("ref"),
+        pl.lit("rejected_local").alias("status"),
+        pl.col("_reason").alias("reason"),
+        *_LEDGER_FIELDS,
+    )
+
+
+_LEDGER_FIELDS = (
+    pl.col("_identity_sha256").alias("identity_sha256"),
+    pl.col("_conversiontype").alias("conversiontype"),
+    pl.col("_amount").alias("amount"),
+    pl.col("_currency").alias("currency"),
+    pl.col("_event_ms").alias("event_ms"),
+)
+
+
+async def _send(
+    sender: Sender, ledger: Ledger, rows: pl.DataFrame, body: bytes, report: RunReport
+) -> None:
+    """Deliver one request and settle its conversions in the ledger."""
+    try:
+        delivery = await sender.deliver(rows, body)
+    except FatalSendError as exc:
+        failed = rows.select(
+            pl.col("_ref").alias("ref"),
+            pl.lit("failed").alias("status"),
+            pl.lit(str(exc)).alias("reason"),
+            pl.lit(None, pl.Int32).alias("http_status"),
+        )
+        ledger.settle(failed, attempts=1)
+        report.failed += rows.height
+        raise
+    outcome = pl.DataFrame(
+        {
+            "_request_id": list(delivery.status),
+            "status": [status for status, _ in delivery.status.values()],
+            "reason": [reason for _, reason in delivery.status.values()],
+        },
+        schema={"_request_id": pl.String, "status": pl.String, "reason": pl.String},
+    )
+    settled = (
+        rows.select("_ref", "_request_id")
+        .join(outcome, on="_request_id")
+        .select(
+            pl.col("_ref").alias("ref"),
+            "status",
+            "reason",
+            pl.lit(delivery.http_status, pl.Int32).alias("http_status"),
+        )
+    )
+    ledger.settle(settled, delivery.attempts)
+    counts = settled["status"].value_counts()
+    count = dict(zip(counts["status"].to_list(), counts["count"].to_list(), strict=True))
+    report.accepted += count.get("accepted", 0)
+    report.rejected += count.get("rejected", 0)
+    report.failed += count.get("failed", 0)
+    report.batches_sent += count.get("accepted", 0) + count.get("rejected", 0)
+
+
+async def _deliver_all(
+    config: Config,
+    since: datetime,
+    until: datetime,
+    limit: int | None,
+    dry_run: bool,
+    ledger: Ledger,
+    sender: Sender,
+    report: RunReport,
+    progress: Progress | None,
+) -> None:
+    transport = config.destination.transport.value
+    parts = prepare(config, since, until, limit, lookup=ledger.lookup)
+    tasks: set[asyncio.Task[None]] = set()
+    high_water = 4 * config.destination.concurrency  # requests queued ahead of the wire
+
+    async def reap(wait_for_all: bool) -> None:
+        nonlocal tasks
+        while tasks and (wait_for_all or len(tasks) >= high_water):
+            done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raises FatalSendError
+            if progress:
+                progress(report)
+
+    try:
+        while (part := await asyncio.to_thread(next, parts, None)) is not None:
+            report.rows_read += part.rows_read
+            report.rows_duplicate += part.duplicates
+            report.rows_skipped_ledger += part.skipped
+            report.rows_rejected_local += part.rejected.height
+            if not dry_run:
+                ledger.record(_local_rejections(part.rejected), report.run_id, transport)
+                ledger.record(_pending(part.encoded), report.run_id, transport)
+                for request in part.requests:
+                    rows = part.encoded.slice(request.start, request.batches)
+                    tasks.add(
+                        asyncio.create_task(_send(sender, ledger, rows, request.body, report))
+                    )
+                    await reap(wait_for_all=False)
+            if progress:
+                progress(report)
+        await reap(wait_for_all=True)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(parts.close)
+        report.requests, report.retries = sender.stats.requests, sender.stats.retries
+
+
+def sync(
+    config: Config,
+    since: datetime,
+    until: datetime,
+    *,
+    mode: str = "sync",
+    limit: int | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RunReport:
+    """Send the conversions of `[since, until)` that the ledger has not settled.
+
+    Every conversion is written `pending` before its request leaves and settled
+    after the response; the run's report lands in the ledger's `runs` table. A fatal
+    error (credentials refused, endpoint unreachable) ends the run with status
+    `failed` and its message in `report.message`.
+    """
+    report = RunReport(run_id=str(uuid.uuid4()), mode="dry_run" if dry_run else mode)
+    started = time.monotonic()
+    destination = config.destination
+    secret = destination.api_secret.get_secret_value() if destination.api_secret else ""
+    client = httpx.AsyncClient(
+        auth=httpx.BasicAuth(destination.api_key.get_secret_value(), secret),
+        headers={
+            "User-Agent": f"rokt-connector/{__version__}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        },
+        timeout=httpx.Timeout(destination.timeout_s),
+        limits=httpx.Limits(max_connections=destination.concurrency),
+        transport=transport,
+    )
+
+    async def run() -> None:
+        async with client:
+            sender = Sender(client, destination, sleep=sleep)
+            await _deliver_all(
+                config, since, until, limit, dry_run, ledger, sender, report, progress
+            )
+
+    with Ledger.open(config.ledger.path, destination.environment) as ledger:
+        ledger.start_run(report.run_id, report.mode, since, until)
+        try:
+            asyncio.run(run())
+            report.finish(fatal=False)
+        except FatalSendError as exc:
+            report.message = str(exc)
+            report.finish(fatal=True)
+        finally:
+            report.duration_s = round(time.monotonic() - started, 3)
+            if report.status == "running":
+                report.status = "failed"
+            ledger.finish_run(report.as_dict(), report.message)
     return report

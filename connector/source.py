@@ -75,6 +75,17 @@ def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def count(config: SourceConfig, since: datetime, until: datetime) -> int:
+    """How many rows the query returns for `[since, until)` (for progress and plans)."""
+    sql = f"SELECT count(*) FROM (\n{read_query(config).rstrip().rstrip(';')}\n)"
+    with connect(config) as con:
+        try:
+            rows = con.sql(sql, params={"since": since, "until": until}).fetchall()
+        except duckdb.Error as exc:
+            raise SourceError(f"{config.query.name}: {exc}") from None
+    return int(rows[0][0])
+
+
 def chunks(
     config: SourceConfig, since: datetime, until: datetime, limit: int | None = None
 ) -> Iterator[pl.DataFrame]:

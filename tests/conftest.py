@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -56,3 +60,90 @@ def example_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def manifest(example_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((example_dir / "warehouse.manifest.json").read_text())
     return data
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m connector ARGS` as a user would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "connector", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        check=False,
+    )
+
+
+class SandboxProcess:
+    """`rokt-connector sandbox` running on a free loopback port."""
+
+    def __init__(self, *options: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "connector", "sandbox", "--port", "0", *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("sandbox listening on "):
+            self.stop()
+            raise RuntimeError(f"sandbox did not start: {line!r}")
+        self.url = line.removeprefix("sandbox listening on ").strip()
+
+    def get(self, path: str) -> Any:
+        return httpx.get(self.url + path, timeout=10).json()
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self.get("/_sandbox/stats")
+        return stats
+
+    def accepted_refs(self) -> list[str]:
+        total = self.get("/_sandbox/batches?limit=0")["total"]
+        batches = self.get(f"/_sandbox/batches?limit={total}")["batches"]
+        return [b["confirmationref"] for b in batches]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator[Any]:
+    """Start sandboxes with given options; all are stopped after the test."""
+    started: list[SandboxProcess] = []
+
+    def start(*options: str) -> SandboxProcess:
+        started.append(SandboxProcess(*options))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def sync_config(tmp: Path, example_dir: Path, url: str, **destination: Any) -> Path:
+    """A config that syncs the example warehouse to the sandbox at `url`."""
+    config = base_config(
+        tmp,
+        source={
+            "database": str(example_dir / "warehouse.duckdb"),
+            "query": str(REPO / "sql" / "conversions.sql"),
+        },
+        destination={
+            "base_url": url,
+            "api_key": "sandbox-key",
+            "api_secret": "sandbox-secret",
+            "max_batches_per_second": 20_000,
+            "retry_base_s": 0.05,
+            "retry_max_s": 0.5,
+            **destination,
+        },
+    )
+    return write_config(tmp, config)

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from conftest import REPO, SECRET, base_config, write_config
+from conftest import REPO, SECRET, base_config, cli, write_config
 
 from connector.config import load_config
 
 pytestmark = pytest.mark.e2e
 WINDOW = ["--since", "2026-09-01", "--until", "2026-11-02"]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "connector", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        check=False,
-    )
 
 
 def example_config(example_dir: Path, parquet: bool = False) -> Path:

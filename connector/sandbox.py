@@ -1,0 +1,696 @@
+"""A strict local emulator of the Rokt Event API (mParticle's server-to-server `/v2`).
+
+Owns: the ASGI app (`create_app`) answering `POST /v2/events` and `POST /v2/bulkevents`
+as the real service does (HTTP Basic auth, request limits, per-batch validation by seed
+001, ATTRIBUTES.md and the limits in `spec`; 202 / 400 / 401 / 403 / 429 / 5xx), fault
+injection (fail rate, reject rate, token-bucket rate limit, latency), the record of what
+it accepted (`/_sandbox/stats`, `/_sandbox/batches`, `/_sandbox/reset`), and `serve`
+(uvicorn on a socket it binds itself, loopback only unless asked).
+Must not: import the connector's sending code or decide anything for it; echo the
+Authorization header, the secret or any batch value (messages name fields, never their
+contents); read time or sleep except through the injected `clock`, `wall_clock` and
+`sleep`; await between reading and writing its shared state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import ipaddress
+import json
+import math
+import random
+import re
+import socket
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connector.config import is_loopback_host
+from connector.spec import (
+    ATTRIBUTES,
+    CUSTOM_EVENT_TYPE,
+    DEVICE_IDENTITIES,
+    EVENT_NAME,
+    EVENT_TYPE,
+    MAX_BATCH_BYTES,
+    MAX_BATCHES_PER_REQUEST,
+    MAX_NAME_CHARS,
+    MAX_REQUEST_BYTES,
+    MAX_USER_ATTRIBUTES,
+    MAX_VALUE_CHARS,
+    Kind,
+    Place,
+)
+from connector.transform import HEX64, UUID
+
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "source_request_id",
+        "environment",
+        "user_identities",
+        "user_attributes",
+        "device_info",
+        "ip",
+        "integration_attributes",
+        "events",
+    }
+)
+ENVIRONMENTS = ("development", "production")
+IDENTITY_KEYS = ("email", "other", "customerid", *(f"other_id_{n}" for n in range(2, 11)))
+# Any one of these (or a device id in device_info) identifies the user.
+MAIN_IDENTITIES = ("email", "other", "customerid", "other_id_2")
+UUID_DEVICE_IDS = tuple(
+    a.key for a in ATTRIBUTES if a.place == Place.DEVICE and a.kind == Kind.UUID
+)
+# The published batch schema's CustomEvent: `event_type` and `data`; data's known keys.
+EVENT_KEYS = frozenset({"event_type", "data"})
+EVENT_DATA_KEYS = frozenset(
+    {
+        *("event_name", "custom_event_type", "custom_flags", "custom_attributes"),
+        *("timestamp_unixtime_ms", "source_message_id", "event_id", "event_num"),
+        *("session_id", "session_uuid", "session_start_unixtime_ms", "event_start_unixtime_ms"),
+        *("location", "device_current_state", "is_goal_defined", "lifetime_value_change"),
+        *("lifetime_value_attribute_name", "data_connection_type", "view_controller"),
+        *("is_main_thread", "canonical_name", "event_system_notification_info"),
+    }
+)
+CUSTOM_EVENT_TYPES = frozenset(
+    {
+        *("navigation", "location", "search", CUSTOM_EVENT_TYPE, "user_content"),
+        *("user_preference", "social", "other", "media"),
+    }
+)
+REJECTED_BY_SANDBOX = "rejected_by_sandbox"
+# --fail-rate picks one of these uniformly (429 with Retry-After 0 or 1).
+FAULTS = (
+    (500, "internal_error"),
+    (502, "bad_gateway"),
+    (503, "service_unavailable"),
+    (429, "too_many_requests"),
+)
+_SHOWN_STATUSES = ("202", "400", "401", "403", "429", "500", "502", "503")
+_MAX_PAGE = 10_000
+_HEX = re.compile(HEX64)
+_UUID = re.compile(UUID)
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """How the sandbox behaves; `clock`, `wall_clock` and `sleep` are injectable for tests."""
+
+    api_key: str = "sandbox-key"
+    api_secret: str = field(default="sandbox-secret", repr=False)
+    rate_limit: float | None = None  # batches per second; None = unlimited
+    fail_rate: float = 0.0
+    reject_rate: float = 0.0
+    latency_s: float = 0.0
+    seed: int | None = None
+    keep_bodies: int = 10_000
+    clock: Callable[[], float] = time.monotonic  # the token bucket's time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    wall_clock: Callable[[], float] = time.time  # `received_at` of recorded batches
+
+    def __post_init__(self) -> None:
+        for name in ("fail_rate", "reject_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if self.rate_limit is not None and not self.rate_limit > 0:
+            raise ValueError("rate_limit must be a positive number of batches per second")
+        if not self.latency_s >= 0:
+            raise ValueError("latency_s must not be negative")
+        if self.keep_bodies < 0:
+            raise ValueError("keep_bodies must not be negative")
+
+
+class Invalid(Exception):
+    """A request or batch the sandbox refuses: a code and a message naming the field."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Checked(NamedTuple):
+    batch: dict[str, Any]
+    source_request_id: str
+    environment: str
+    confirmationref: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, {"errors": [{"code": code, "message": message}]}, headers or {})
+
+
+def _name(key: object) -> str:
+    text = str(key)
+    return repr(text if len(text) <= 64 else text[:64] + "...")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _object(value: object, where: str, code: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid(code, f"{where} must be a JSON object")
+    return value
+
+
+def _check_sized(where: str, name: str, value: object) -> None:
+    """Name and value length limits (seed 001) of one attribute."""
+    if len(name) > MAX_NAME_CHARS:
+        raise Invalid(
+            "attribute_name_too_long",
+            f"{where} has an attribute name longer than {MAX_NAME_CHARS} characters",
+        )
+    texts = value if isinstance(value, list) else [value]
+    if any(len(v if isinstance(v, str) else json.dumps(v)) > MAX_VALUE_CHARS for v in texts):
+        raise Invalid(
+            "attribute_value_too_long",
+            f"{where}.{name} is longer than {MAX_VALUE_CHARS} characters",
+        )
+
+
+def _check_hash(where: str, value: object) -> None:
+    if not (isinstance(value, str) and _HEX.fullmatch(value) and value == value.lower()):
+        raise Invalid("invalid_hash", f"{where} must be 64 lowercase hex characters (SHA-256)")
+
+
+def _check_identities(batch: dict[str, Any], device: dict[str, Any]) -> None:
+    identities = _object(batch.get("user_identities", {}), "user_identities", "invalid_identity")
+    for key, value in identities.items():
+        if key not in IDENTITY_KEYS:
+            raise Invalid(
+                "unknown_identity",
+                f"user_identities.{_name(key)} is not an identity type; "
+                f"use one of {', '.join(IDENTITY_KEYS)}",
+            )
+        if not isinstance(value, str) or not value:
+            raise Invalid("invalid_identity", f"user_identities.{key} must be a non-empty string")
+    if "other" in identities:
+        _check_hash("user_identities.other (the hashed email)", identities["other"])
+    if "email" in identities and "@" not in identities["email"]:
+        raise Invalid("invalid_email", "user_identities.email is not an email address")
+    if not any(k in identities for k in MAIN_IDENTITIES) and not any(
+        isinstance(device.get(k), str) and device[k] for k in DEVICE_IDENTITIES
+    ):
+        raise Invalid(
+            "missing_identity",
+            f"user_identities needs one of {', '.join(MAIN_IDENTITIES)} "
+            f"(or device_info needs one of {', '.join(DEVICE_IDENTITIES)})",
+        )
+
+
+def _check_user_attributes(batch: dict[str, Any]) -> None:
+    attributes = _object(
+        batch.get("user_attributes", {}), "user_attributes", "invalid_user_attributes"
+    )
+    if len(attributes) > MAX_USER_ATTRIBUTES:
+        raise Invalid(
+            "too_many_user_attributes",
+            f"user_attributes has {len(attributes)} keys; the limit is {MAX_USER_ATTRIBUTES}",
+        )
+    for name, value in attributes.items():
+        if not (
+            _is_scalar(value) or (isinstance(value, list) and all(_is_scalar(v) for v in value))
+        ):
+            raise Invalid(
+                "invalid_user_attributes",
+                f"user_attributes.{_name(name)} must be a string, number, boolean or a list",
+            )
+        _check_sized("user_attributes", name, value)
+        if name.endswith("sha256"):
+            _check_hash(f"user_attributes.{name}", value)
+
+
+def _check_device_and_ip(batch: dict[str, Any], device: dict[str, Any]) -> None:
+    for key, value in device.items():
+        if not _is_scalar(value):
+            raise Invalid("invalid_device_info", f"device_info.{_name(key)} must be a scalar")
+    for key in ("android_uuid", "http_header_user_agent"):
+        if key in device and not isinstance(device[key], str):
+            raise Invalid("invalid_device_info", f"device_info.{key} must be a string")
+    for key in UUID_DEVICE_IDS:
+        if key in device and not (isinstance(device[key], str) and _UUID.fullmatch(device[key])):
+            raise Invalid("invalid_device_id", f"device_info.{key} must be a UUID")
+    if "ip" in batch:
+        ip = batch["ip"]
+        try:
+            ok = isinstance(ip, str) and "%" not in ip and bool(ipaddress.ip_address(ip))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise Invalid("invalid_ipaddress", "ip must be an IPv4 or IPv6 address")
+    integrations = _object(
+        batch.get("integration_attributes", {}),
+        "integration_attributes",
+        "invalid_integration_attributes",
+    )
+    for integration, attributes in integrations.items():
+        where = f"integration_attributes.{_name(integration)}"
+        for name, value in _object(attributes, where, "invalid_integration_attributes").items():
+            if not isinstance(value, str):
+                raise Invalid(
+                    "invalid_integration_attributes", f"{where}.{_name(name)} must be a string"
+                )
+            _check_sized(where, name, value)
+
+
+def _check_event(batch: dict[str, Any]) -> str:
+    """The one conversion event; returns its confirmationref."""
+    events = batch.get("events")
+    if not isinstance(events, list) or len(events) != 1:
+        raise Invalid("invalid_events", "events must be a list of exactly one conversion event")
+    event = _object(events[0], "events[0]", "invalid_events")
+    for key in event:
+        if key not in EVENT_KEYS:
+            raise Invalid("unknown_field", f"events[0].{_name(key)} is not an event field")
+    if event.get("event_type") != EVENT_TYPE:
+        raise Invalid("invalid_event_type", f"events[0].event_type must be {EVENT_TYPE!r}")
+    data = _object(event.get("data"), "events[0].data", "invalid_events")
+    for key in data:
+        if key not in EVENT_DATA_KEYS:
+            raise Invalid("unknown_field", f"events[0].data.{_name(key)} is not an event field")
+    if data.get("event_name") != EVENT_NAME:
+        raise Invalid("invalid_event_name", f"events[0].data.event_name must be {EVENT_NAME!r}")
+    if data.get("custom_event_type") not in CUSTOM_EVENT_TYPES:
+        raise Invalid(
+            "invalid_custom_event_type",
+            "events[0].data.custom_event_type must be one of "
+            + ", ".join(sorted(CUSTOM_EVENT_TYPES)),
+        )
+    message_id = data.get("source_message_id")
+    if not (isinstance(message_id, str) and _UUID.fullmatch(message_id)):
+        raise Invalid(
+            "invalid_source_message_id", "events[0].data.source_message_id must be a UUID string"
+        )
+    if not _is_integer(data.get("timestamp_unixtime_ms")):
+        raise Invalid(
+            "invalid_timestamp", "events[0].data.timestamp_unixtime_ms must be an integer"
+        )
+    where = "events[0].data.custom_attributes"
+    attributes = _object(data.get("custom_attributes"), where, "invalid_custom_attributes")
+    for name, value in attributes.items():
+        if not _is_scalar(value):
+            raise Invalid(
+                "invalid_custom_attributes",
+                f"{where}.{_name(name)} must be a string, number or boolean",
+            )
+        _check_sized(where, name, value)
+    for key in ("confirmationref", "conversiontype"):
+        value = attributes.get(key)
+        if not (isinstance(value, str) and value.strip()):
+            raise Invalid(f"missing_{key}", f"{where}.{key} must be a non-empty string")
+    for key in ("amount", "margin"):
+        if key in attributes and not _is_number(attributes[key]):
+            raise Invalid("invalid_amount", f"{where}.{key} must be a JSON number")
+    if "quantity" in attributes and not _is_integer(attributes["quantity"]):
+        raise Invalid("invalid_quantity", f"{where}.quantity must be a JSON integer")
+    ref: str = attributes["confirmationref"]
+    return ref
+
+
+def check_batch(batch: object) -> Checked:
+    """Validate one batch as the Event API would; raise `Invalid` for the first problem."""
+    if not isinstance(batch, dict):
+        raise Invalid("invalid_batch", "a batch must be a JSON object")
+    size = len(json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_BATCH_BYTES:
+        raise Invalid(
+            "batch_too_large", f"the batch is {size} bytes; the limit is {MAX_BATCH_BYTES}"
+        )
+    for key in batch:
+        if key not in TOP_LEVEL_KEYS:
+            hint = (
+                "; the platform sets it"
+                if key in ("schema_version", "timestamp_unixtime_ms")
+                else ""
+            )
+            raise Invalid("unknown_field", f"{_name(key)} is not an accepted batch field{hint}")
+    if "source_request_id" not in batch:
+        raise Invalid("missing_source_request_id", "source_request_id is required")
+    request_id = batch["source_request_id"]
+    if not isinstance(request_id, str) or not request_id:
+        raise Invalid("invalid_source_request_id", "source_request_id must be a non-empty string")
+    environment = batch.get("environment")
+    if environment not in ENVIRONMENTS:
+        raise Invalid("invalid_environment", "environment must be development or production")
+    device = _object(batch.get("device_info", {}), "device_info", "invalid_device_info")
+    _check_identities(batch, device)
+    _check_user_attributes(batch)
+    _check_device_and_ip(batch, device)
+    return Checked(batch, request_id, str(environment), _check_event(batch))
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _parse(body: bytes) -> object:
+    """Strict JSON: UTF-8, no NaN / Infinity, no number that overflows a double."""
+    try:
+        return json.loads(
+            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Invalid("invalid_json", "the request body is not valid UTF-8 JSON") from None
+
+
+class Sandbox:
+    """The emulator's state: counters, idempotency memory, token bucket, kept bodies."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self._credentials = f"{settings.api_key}:{settings.api_secret}".encode()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything recorded; the random faults restart from the seed."""
+        self._rng = random.Random(self.settings.seed)
+        rate = self.settings.rate_limit
+        self._capacity = max(rate or 0.0, float(MAX_BATCHES_PER_REQUEST))
+        self._tokens = self._capacity
+        self._refilled_at = self.settings.clock()
+        self._accepted: set[str] = set()
+        self._refs: dict[tuple[str, str], str] = {}
+        self._bodies: list[dict[str, Any]] = []
+        self.requests = 0
+        self.batches = 0
+        self.duplicate_confirmationrefs = 0
+        self.resent = 0
+        self.rejected = 0
+        self.max_batches_per_request = 0
+        self.rejections_by_code: Counter[str] = Counter()
+        self.request_errors_by_code: Counter[str] = Counter()
+        self.responses_by_status: Counter[int] = Counter()
+
+    def stats(self) -> dict[str, Any]:
+        statuses = Counter(dict.fromkeys(_SHOWN_STATUSES, 0))
+        statuses.update({str(s): n for s, n in self.responses_by_status.items()})
+        return {
+            "requests": self.requests,
+            "batches": self.batches,
+            "unique_confirmationrefs": len(self._refs),
+            "duplicate_confirmationrefs": self.duplicate_confirmationrefs,
+            "resent": self.resent,
+            "rejected": self.rejected,
+            "rejections_by_code": dict(sorted(self.rejections_by_code.items())),
+            "request_errors_by_code": dict(sorted(self.request_errors_by_code.items())),
+            "responses_by_status": dict(sorted(statuses.items())),
+            "max_batches_per_request": self.max_batches_per_request,
+        }
+
+    def recorded(self, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        return {"total": self.batches, "batches": self._bodies[offset : offset + limit]}
+
+    def authorize(self, header: str | None) -> Reply | None:
+        """None when the header carries this sandbox's key and secret; else 401 / 403."""
+        if header is None:
+            return _error(
+                401,
+                "unauthorized",
+                "no Authorization header; send HTTP Basic auth with the API key and secret",
+                {"WWW-Authenticate": 'Basic realm="rokt-sandbox"'},
+            )
+        scheme, _, token = header.strip().partition(" ")
+        try:
+            given = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            given = b""
+        if scheme.lower() != "basic" or not hmac.compare_digest(given, self._credentials):
+            return _error(
+                403,
+                "forbidden",
+                "the Authorization header is not Basic base64(api_key:api_secret) for this "
+                "sandbox; check the key and secret",
+            )
+        return None
+
+    async def receive(self, bulk: bool, body: bytes | None) -> Reply:
+        """Answer one authorized POST; `body` None means it exceeded MAX_REQUEST_BYTES."""
+        problem: Invalid | None = None
+        batches: list[object] = []
+        try:
+            if body is None:
+                raise Invalid(
+                    "request_too_large",
+                    f"the request body is over {MAX_REQUEST_BYTES} bytes; send fewer batches",
+                )
+            parsed = _parse(body)
+            batches = parsed if bulk and isinstance(parsed, list) else [parsed]
+            self.max_batches_per_request = max(self.max_batches_per_request, len(batches))
+            if bulk and (
+                not isinstance(parsed, list) or not 1 <= len(parsed) <= MAX_BATCHES_PER_REQUEST
+            ):
+                count = f"{len(parsed)} batches" if isinstance(parsed, list) else "no array"
+                raise Invalid(
+                    "invalid_bulk",
+                    f"/v2/bulkevents takes a JSON array of 1 to {MAX_BATCHES_PER_REQUEST} "
+                    f"batch objects; got {count}",
+                )
+        except Invalid as exc:
+            problem = exc
+        cost = min(max(len(batches), 1), MAX_BATCHES_PER_REQUEST)
+        refused = self._fault() or self._take_tokens(cost)
+        if refused is not None:
+            return refused
+        if self.settings.latency_s > 0:
+            await self.settings.sleep(self.settings.latency_s)
+        # From here to the reply nothing awaits: the bookkeeping is one atomic step.
+        if problem is not None:
+            self.request_errors_by_code[problem.code] += 1
+            return _error(400, problem.code, problem.message)
+        return self._settle(bulk, batches)
+
+    def _fault(self) -> Reply | None:
+        rate = self.settings.fail_rate
+        if rate <= 0 or self._rng.random() >= rate:
+            return None
+        status, code = self._rng.choice(FAULTS)
+        headers = {"Retry-After": str(self._rng.randint(0, 1))} if status == 429 else {}
+        return _error(status, code, f"sandbox --fail-rate injected a {status}", headers)
+
+    def _take_tokens(self, cost: int) -> Reply | None:
+        rate = self.settings.rate_limit
+        if rate is None:
+            return None
+        now = self.settings.clock()
+        elapsed = max(0.0, now - self._refilled_at)
+        self._tokens = min(self._capacity, self._tokens + elapsed * rate)
+        self._refilled_at = now
+        if self._tokens >= cost:
+            self._tokens -= cost
+            return None
+        wait = max(1, math.ceil((cost - self._tokens) / rate))
+        return _error(
+            429,
+            "rate_limited",
+            f"over {rate:g} batches per second; retry after {wait} s",
+            {"Retry-After": str(wait)},
+        )
+
+    def _settle(self, bulk: bool, batches: list[object]) -> Reply:
+        errors: list[dict[str, Any]] = []
+        for index, batch in enumerate(batches):
+            try:
+                checked = check_batch(batch)
+            except Invalid as exc:
+                errors.append(self._rejection(exc.code, exc.message, bulk, index, batch))
+                continue
+            if checked.source_request_id in self._accepted:
+                self.resent += 1
+            elif self.settings.reject_rate > 0 and self._rng.random() < self.settings.reject_rate:
+                message = "sandbox --reject-rate rejected this batch"
+                errors.append(self._rejection(REJECTED_BY_SANDBOX, message, bulk, index, batch))
+            else:
+                self._record(checked)
+        if not bulk and errors and errors[0]["code"] != REJECTED_BY_SANDBOX:
+            return Reply(400, {"errors": errors})
+        return Reply(202, {"errors": errors} if errors else {})
+
+    def _rejection(
+        self, code: str, message: str, bulk: bool, index: int, batch: object
+    ) -> dict[str, Any]:
+        self.rejected += 1
+        self.rejections_by_code[code] += 1
+        error: dict[str, Any] = {"code": code, "message": message}
+        if bulk:
+            error["index"] = index
+        request_id = batch.get("source_request_id") if isinstance(batch, dict) else None
+        if isinstance(request_id, str):
+            error["source_request_id"] = request_id
+        return error
+
+    def _record(self, checked: Checked) -> None:
+        self._accepted.add(checked.source_request_id)
+        key = (checked.environment, checked.confirmationref)
+        if self._refs.setdefault(key, checked.source_request_id) != checked.source_request_id:
+            self.duplicate_confirmationrefs += 1
+        self.batches += 1
+        if len(self._bodies) < self.settings.keep_bodies:
+            self._bodies.append(
+                {
+                    "received_at": self.settings.wall_clock(),
+                    "source_request_id": checked.source_request_id,
+                    "confirmationref": checked.confirmationref,
+                    "batch": checked.batch,
+                }
+            )
+
+
+async def _read_capped(request: Request) -> bytes | None:
+    """The body, or None as soon as it is known to exceed MAX_REQUEST_BYTES."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_REQUEST_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(reply: Reply) -> Response:
+    return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
+
+
+def create_app(settings: SandboxSettings) -> Starlette:
+    """The sandbox ASGI app; its state is `app.state.sandbox` (a `Sandbox`)."""
+    sandbox = Sandbox(settings)
+
+    def post(bulk: bool) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            sandbox.requests += 1
+            reply = sandbox.authorize(request.headers.get("authorization"))
+            if reply is None:
+                reply = await sandbox.receive(bulk, await _read_capped(request))
+            sandbox.responses_by_status[reply.status] += 1
+            return _json(reply)
+
+        return endpoint
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(sandbox.stats())
+
+    async def batches(request: Request) -> Response:
+        try:
+            offset = int(request.query_params.get("offset", "0"))
+            limit = int(request.query_params.get("limit", "1000"))
+            if offset < 0 or not 0 <= limit <= _MAX_PAGE:
+                raise ValueError
+        except ValueError:
+            message = f"offset must be an integer >= 0 and limit an integer 0..{_MAX_PAGE}"
+            return _json(_error(400, "invalid_query", message))
+        return JSONResponse(sandbox.recorded(offset, limit))
+
+    async def reset(request: Request) -> Response:
+        sandbox.reset()
+        return JSONResponse({"reset": True})
+
+    app = Starlette(
+        routes=[
+            Route("/v2/events", post(bulk=False), methods=["POST"]),
+            Route("/v2/bulkevents", post(bulk=True), methods=["POST"]),
+            Route("/_sandbox/stats", stats, methods=["GET"]),
+            Route("/_sandbox/batches", batches, methods=["GET"]),
+            Route("/_sandbox/reset", reset, methods=["POST"]),
+        ]
+    )
+    app.state.sandbox = sandbox
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, calling back once its listener is serving."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(
+    settings: SandboxSettings,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    ready: Callable[[str], None] | None = None,
+    *,
+    allow_remote: bool = False,
+) -> None:
+    """Run the sandbox on `host:port` (port 0 picks a free one) until interrupted.
+
+    `ready(url)` is called with the real `http://host:port` once it is serving.
+    Ctrl-C (SIGINT) returns normally after a graceful shutdown; SIGTERM ends the
+    process as uvicorn does. A host other than loopback is refused unless `allow_remote`.
+    """
+    if not allow_remote and not is_loopback_host(host):
+        raise ValueError(
+            f"refusing to serve the sandbox on non-loopback host {host!r}; "
+            "use 127.0.0.1 or pass allow_remote=True"
+        )
+    sock = _bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"http://{shown}:{bound_port}"
+    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="off")
+    server = _Server(config, (lambda: ready(url)) if ready is not None else None)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: uvicorn has shut down gracefully and re-raised the signal
+    finally:
+        sock.close()

@@ -1,0 +1,215 @@
+"""Delivering request bodies to the Event API: rate limit, concurrency, retries.
+
+Owns: `classify`, the one function that maps an HTTP outcome (response or network
+error) to an action; the token bucket on batches per second (every batch of a bulk
+request counts); and `Sender.deliver`, which sends one request until it is settled:
+retrying 429 (honouring `Retry-After`), 5xx, timeouts and connection errors with
+full-jitter exponential backoff up to `max_attempts`, rejecting only the batches a
+400 or 202 names, and raising `FatalSendError` on 401/403 or an endpoint that never
+answers. The HTTP client is injected (`httpx.MockTransport` in unit tests). Must not:
+touch the ledger, log a secret or a request body, or sleep except through the
+injected `sleep`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+import polars as pl
+
+from connector.config import DestinationConfig
+from connector.errors import FatalSendError
+
+Sleep = Callable[[float], Awaitable[None]]
+Action = Literal["accept", "reject", "retry", "fatal"]
+MAX_RETRY_AFTER_S = 300.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one HTTP attempt came to, and what to do next."""
+
+    action: Action
+    http_status: int | None
+    message: str
+    retry_after: float | None = None
+    named: dict[str, str] = field(default_factory=dict)  # source_request_id -> message
+
+
+def _named_errors(response: httpx.Response) -> dict[str, str]:
+    """The batches a response's `{"errors": [...]}` body names, by source_request_id."""
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return {}
+    named: dict[str, str] = {}
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict) and isinstance(error.get("source_request_id"), str):
+            code, message = error.get("code", ""), error.get("message", "rejected")
+            named[error["source_request_id"]] = f"{code}: {message}" if code else str(message)
+    return named
+
+
+def _first_error(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors") or [{}]
+        first = errors[0]
+        return str(first.get("message") or first.get("code") or response.reason_phrase)
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return response.reason_phrase or f"HTTP {response.status_code}"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S) if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def classify(response: httpx.Response | None, error: Exception | None = None) -> Outcome:
+    """Map one attempt's response (or network error) to accept/reject/retry/fatal."""
+    if response is None:
+        kind = "timed out" if isinstance(error, httpx.TimeoutException) else "network error"
+        return Outcome("retry", None, f"{kind}: {type(error).__name__}")
+    status = response.status_code
+    if 200 <= status < 300:
+        return Outcome("accept", status, "accepted", named=_named_errors(response))
+    if status in (401, 403):
+        what = "missing" if status == 401 else "refused"
+        return Outcome(
+            "fatal",
+            status,
+            f"credentials {what} (HTTP {status}); check destination.api_key and api_secret",
+        )
+    if status == 429:
+        return Outcome("retry", status, "rate limited (HTTP 429)", _retry_after(response))
+    if status >= 500 or status == 408:
+        return Outcome("retry", status, f"server error (HTTP {status})", _retry_after(response))
+    return Outcome("reject", status, _first_error(response), named=_named_errors(response))
+
+
+class TokenBucket:
+    """`rate` tokens per second, at most `capacity` saved; waiters are served in order."""
+
+    def __init__(
+        self, rate: float, capacity: float, clock: Callable[[], float], sleep: Sleep
+    ) -> None:
+        self.rate, self.capacity = rate, capacity
+        self._tokens, self._stamp = capacity, clock()
+        self._clock, self._sleep = clock, sleep
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, tokens: int) -> None:
+        async with self._lock:
+            while True:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= tokens:
+                    self._tokens -= tokens
+                    return
+                await self._sleep((tokens - self._tokens) / self.rate)
+
+
+@dataclass
+class Delivery:
+    """The final state of one request's batches."""
+
+    status: dict[str, tuple[str, str | None]]  # request_id -> (status, reason)
+    http_status: int | None
+    attempts: int
+
+
+@dataclass
+class SendStats:
+    requests: int = 0  # HTTP attempts
+    retries: int = 0
+
+
+class Sender:
+    """Sends request bodies to one destination; settle each with `deliver`."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        destination: DestinationConfig,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.destination = destination
+        self.url = destination.root_url + ("/v2/bulkevents" if destination.bulk else "/v2/events")
+        self.stats = SendStats()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        rate = destination.max_batches_per_second
+        self._bucket = TokenBucket(rate, max(rate, 100.0), clock, sleep)
+        self._slots = asyncio.Semaphore(destination.concurrency)
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
+        ceiling = self.destination.retry_base_s * 2 ** (attempt - 1)
+        return self._rng.uniform(0, min(self.destination.retry_max_s, ceiling))
+
+    async def _attempt(self, body: bytes, batches: int) -> Outcome:
+        await self._bucket.acquire(batches)
+        async with self._slots:
+            self.stats.requests += 1
+            try:
+                response = await self.client.post(self.url, content=body)
+            except httpx.TransportError as exc:
+                return classify(None, exc)
+            return classify(response)
+
+    async def deliver(self, batches: pl.DataFrame, body: bytes) -> Delivery:
+        """Send `body`, the request of `batches` (`_request_id`, `_body`), until settled."""
+        status: dict[str, tuple[str, str | None]] = {}
+        remaining = batches.select("_request_id", "_body")
+        attempts, reached = 0, False
+        outcome = Outcome("retry", None, "not sent")
+        while remaining.height:
+            attempts += 1
+            outcome = await self._attempt(body, remaining.height)
+            reached = reached or outcome.http_status is not None
+            if outcome.action == "fatal":
+                raise FatalSendError(outcome.message)
+            if outcome.action == "retry":
+                if attempts >= self.destination.max_attempts:
+                    if not reached:
+                        raise FatalSendError(
+                            f"endpoint {self.destination.root_url} unreachable after "
+                            f"{attempts} attempts ({outcome.message})"
+                        )
+                    break
+                self.stats.retries += 1
+                wait = outcome.retry_after
+                await self._sleep(self.backoff(attempts) if wait is None else wait)
+                continue
+            for request_id, message in outcome.named.items():
+                status[request_id] = ("rejected", message)
+            unnamed = remaining.filter(~pl.col("_request_id").is_in(list(outcome.named)))
+            if outcome.action == "accept":
+                status |= dict.fromkeys(unnamed["_request_id"].to_list(), ("accepted", None))
+                remaining = unnamed.clear()
+            elif not outcome.named or unnamed.height == remaining.height:
+                status |= dict.fromkeys(
+                    unnamed["_request_id"].to_list(), ("rejected", outcome.message)
+                )
+                remaining = unnamed.clear()
+            else:  # a 400 naming some batches: the others were refused with them; resend
+                remaining = unnamed
+                body = ("[" + ",".join(remaining["_body"].to_list()) + "]").encode()
+        failed = ("failed", f"gave up after {attempts} attempts: {outcome.message}")
+        status |= dict.fromkeys(remaining["_request_id"].to_list(), failed)
+        return Delivery(status, outcome.http_status, attempts)

@@ -1,0 +1,48 @@
+-- The results ledger (DESIGN.md, "Ledger"). One row per (environment,
+-- confirmationref): the latest state of that conversion's delivery. No raw PII:
+-- identity_sha256 is the SHA-256 of the normalized email (or the given hash).
+CREATE TABLE IF NOT EXISTS ledger (
+    environment      VARCHAR NOT NULL,
+    confirmationref  VARCHAR NOT NULL,
+    status           VARCHAR NOT NULL,  -- pending | accepted | rejected | rejected_local | failed
+    reason           VARCHAR,           -- reason code, or the platform's message
+    http_status      INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    run_id           VARCHAR NOT NULL,
+    request_id       VARCHAR,           -- the batch's source_request_id
+    payload_sha256   VARCHAR,           -- SHA-256 of the batch JSON without source_request_id
+    identity_sha256  VARCHAR,
+    conversiontype   VARCHAR,
+    amount           DOUBLE,
+    currency         VARCHAR,
+    event_time       TIMESTAMPTZ,
+    first_seen_at    TIMESTAMPTZ NOT NULL,
+    last_attempt_at  TIMESTAMPTZ,
+    accepted_at      TIMESTAMPTZ,
+    transport        VARCHAR,
+    PRIMARY KEY (environment, confirmationref)
+);
+
+-- One row per run, with the run report's counts.
+CREATE TABLE IF NOT EXISTS runs (
+    run_id               VARCHAR PRIMARY KEY,
+    mode                 VARCHAR NOT NULL,  -- sync | backfill | dry_run
+    status               VARCHAR NOT NULL,  -- running | succeeded | completed_with_rejections | failed
+    environment          VARCHAR NOT NULL,
+    window_since         TIMESTAMPTZ,
+    window_until         TIMESTAMPTZ,
+    started_at           TIMESTAMPTZ NOT NULL,
+    finished_at          TIMESTAMPTZ,
+    rows_read            BIGINT DEFAULT 0,
+    rows_rejected_local  BIGINT DEFAULT 0,
+    rows_skipped_ledger  BIGINT DEFAULT 0,
+    rows_duplicate       BIGINT DEFAULT 0,
+    batches_sent         BIGINT DEFAULT 0,
+    requests             BIGINT DEFAULT 0,
+    accepted             BIGINT DEFAULT 0,
+    rejected             BIGINT DEFAULT 0,
+    failed               BIGINT DEFAULT 0,
+    retries              BIGINT DEFAULT 0,
+    duration_s           DOUBLE,
+    message              VARCHAR
+);

@@ -1,0 +1,168 @@
+"""`rokt-connector sync` end to end: the CLI, a real ledger file, real HTTP over
+loopback to the sandbox. Each conversion is delivered once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from conftest import SandboxProcess, cli, sync_config
+
+pytestmark = pytest.mark.e2e
+WINDOW = ["--since", "2026-09-01", "--until", "2026-11-02"]
+StartSandbox = Callable[..., SandboxProcess]
+
+
+def ledger_counts(path: Path) -> dict[tuple[str, str | None], int]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.sql("SELECT status, reason, count(*) FROM ledger GROUP BY ALL").fetchall()
+    return {(status, reason): n for status, reason, n in rows}
+
+
+def ledger_refs(path: Path, status: str) -> set[str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.sql("SELECT confirmationref FROM ledger WHERE status = ?", params=[status])
+        return {ref for (ref,) in rows.fetchall()}
+
+
+def sync(config: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    result = cli("sync", "--config", str(config), *WINDOW, "--json", *extra)
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def test_sync_delivers_each_valid_conversion_once(
+    tmp_path: Path, example_dir: Path, manifest: dict[str, Any], sandbox_factory: StartSandbox
+) -> None:
+    sandbox = sandbox_factory()
+    config = sync_config(tmp_path, example_dir, sandbox.url)
+    code, report, _ = sync(config)
+    assert code == 1  # the example's dirty rows are rejected locally
+    assert report["accepted"] == report["batches_sent"] == manifest["valid"]
+    assert report["rows_read"] == manifest["rows"]
+    assert report["rows_duplicate"] == manifest["duplicates"]
+    assert report["rows_rejected_local"] == sum(manifest["rejected"].values())
+    assert (report["rejected"], report["failed"], report["status"]) == (
+        0,
+        0,
+        "completed_with_rejections",
+    )
+
+    stats = sandbox.stats()
+    assert stats["batches"] == stats["unique_confirmationrefs"] == manifest["valid"]
+    assert stats["duplicate_confirmationrefs"] == 0 and stats["resent"] == 0
+    ledger = tmp_path / "ledger.duckdb"
+    assert ledger_refs(ledger, "accepted") == set(sandbox.accepted_refs())
+    counts = ledger_counts(ledger)
+    assert counts[("accepted", None)] == manifest["valid"]
+    assert {r: n for (s, r), n in counts.items() if s == "rejected_local"} == manifest["rejected"]
+
+    code, again, _ = sync(config)  # nothing left to send
+    assert (again["requests"], again["accepted"]) == (0, 0)
+    assert again["rows_skipped_ledger"] == manifest["valid"]
+    assert sandbox.stats()["requests"] == stats["requests"]
+    with duckdb.connect(str(ledger), read_only=True) as con:
+        runs = con.sql("SELECT accepted, rows_skipped_ledger FROM runs ORDER BY started_at")
+        assert runs.fetchall() == [(manifest["valid"], 0), (0, manifest["valid"])]
+
+
+def test_dry_run_sends_nothing_and_writes_no_accepted(
+    tmp_path: Path, example_dir: Path, manifest: dict[str, Any], sandbox_factory: StartSandbox
+) -> None:
+    sandbox = sandbox_factory()
+    code, report, _ = sync(sync_config(tmp_path, example_dir, sandbox.url), "--dry-run")
+    assert code == 1 and report["mode"] == "dry_run"
+    assert (report["requests"], report["accepted"], report["rows_read"]) == (0, 0, manifest["rows"])
+    assert sandbox.stats()["requests"] == 0
+    assert ledger_counts(tmp_path / "ledger.duckdb") == {}
+
+
+def test_faults_and_rate_limit_still_deliver_each_conversion_once(
+    tmp_path: Path, example_dir: Path, manifest: dict[str, Any], sandbox_factory: StartSandbox
+) -> None:
+    sandbox = sandbox_factory("--fail-rate", "0.2", "--rate-limit", "200", "--seed", "3")
+    config = sync_config(
+        tmp_path, example_dir, sandbox.url, max_batches_per_second=200, max_attempts=10
+    )
+    code, report, _ = sync(config)
+    assert code == 1  # the same exit code as without faults
+    assert report["accepted"] == manifest["valid"] and report["failed"] == 0
+    assert report["retries"] > 0
+    stats = sandbox.stats()
+    assert stats["unique_confirmationrefs"] == manifest["valid"]
+    assert stats["duplicate_confirmationrefs"] == 0
+    failures = sum(n for status, n in stats["responses_by_status"].items() if status != "202")
+    assert failures > 0  # faults really happened
+    assert ledger_refs(tmp_path / "ledger.duckdb", "accepted") == set(sandbox.accepted_refs())
+
+
+def test_wrong_secret_exits_3_quickly_without_printing_it(
+    tmp_path: Path, example_dir: Path, sandbox_factory: StartSandbox
+) -> None:
+    sandbox = sandbox_factory()
+    secret = "WRONG-secret-0c5e"
+    config = sync_config(tmp_path, example_dir, sandbox.url, api_secret=secret)
+    started = time.monotonic()
+    result = cli("sync", "--config", str(config), *WINDOW, "--json")
+    assert result.returncode == 3
+    assert time.monotonic() - started < 20
+    assert "credentials refused (HTTP 403)" in result.stderr
+    assert secret not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["status"] == "failed"
+    assert ledger_refs(tmp_path / "ledger.duckdb", "accepted") == set()
+    assert sandbox.stats()["batches"] == 0
+
+
+def test_a_202_rejecting_some_batches_marks_exactly_those_rows(
+    tmp_path: Path, example_dir: Path, manifest: dict[str, Any], sandbox_factory: StartSandbox
+) -> None:
+    sandbox = sandbox_factory("--reject-rate", "0.05", "--seed", "11")
+    code, report, _ = sync(sync_config(tmp_path, example_dir, sandbox.url))
+    stats = sandbox.stats()
+    assert code == 1 and stats["rejected"] > 0
+    assert report["rejected"] == stats["rejected"]
+    assert report["accepted"] == stats["batches"] == manifest["valid"] - stats["rejected"]
+    ledger = tmp_path / "ledger.duckdb"
+    rejected = {r: n for (s, r), n in ledger_counts(ledger).items() if s == "rejected"}
+    message = "rejected_by_sandbox: sandbox --reject-rate rejected this batch"
+    assert rejected == {message: stats["rejected"]}
+    assert ledger_refs(ledger, "accepted") == set(sandbox.accepted_refs())
+    # unchanged rejected payloads are not sent again
+    code, again, _ = sync(sync_config(tmp_path, example_dir, sandbox.url))
+    assert again["requests"] == 0 and again["rows_skipped_ledger"] == manifest["valid"]
+
+
+def test_sigkill_mid_sync_then_rerun_loses_nothing(
+    tmp_path: Path, example_dir: Path, manifest: dict[str, Any], sandbox_factory: StartSandbox
+) -> None:
+    sandbox = sandbox_factory()
+    config = sync_config(tmp_path, example_dir, sandbox.url, max_batches_per_second=400)
+    args = [sys.executable, "-m", "connector", "sync", "--config", str(config), *WINDOW]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while sandbox.stats()["batches"] < manifest["valid"] // 3:
+            assert process.poll() is None, "the sync ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)  # polling the other process, not waiting out a timer
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    delivered = sandbox.stats()["batches"]
+    assert 0 < delivered < manifest["valid"]
+
+    code, report, _ = sync(config)
+    assert code == 1 and report["failed"] == 0
+    stats = sandbox.stats()
+    assert stats["unique_confirmationrefs"] == stats["batches"] == manifest["valid"]
+    assert stats["duplicate_confirmationrefs"] == 0  # resends carry the same request ids
+    ledger = tmp_path / "ledger.duckdb"
+    assert ledger_refs(ledger, "accepted") == set(sandbox.accepted_refs())
+    assert ledger_refs(ledger, "pending") == set()

@@ -1,0 +1,782 @@
+"""The Event API sandbox: auth, validation, limits, idempotency, faults, records, serving.
+
+Valid batches come from the connector's own pipeline (transform -> encode -> pack), so
+the sandbox and the connector are checked against each other; every validation rule is
+exercised by mutating one of those batches. No test sleeps: the clock and the sleep
+are injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import functools
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+from starlette.applications import Starlette
+
+from connector.config import MappingConfig
+from connector.payload import encode, pack
+from connector.sandbox import FAULTS, Sandbox, SandboxSettings, create_app, serve
+from connector.spec import (
+    MAX_BATCH_BYTES,
+    MAX_BATCHES_PER_REQUEST,
+    MAX_NAME_CHARS,
+    MAX_REQUEST_BYTES,
+    MAX_USER_ATTRIBUTES,
+    MAX_VALUE_CHARS,
+)
+from connector.transform import split, transform
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "key-Sandbox-Visible-3"
+SECRET = "s3cr3t-Sandbox-Never-Echo-42"
+TOKEN = base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+IDFV = "6D92078A-8246-4BA4-AE5B-76104861E7DC"
+EVENTS, BULK = "/v2/events", "/v2/bulkevents"
+DATA: tuple[str | int, ...] = ("events", 0, "data")
+ATTRS = (*DATA, "custom_attributes")
+
+
+@functools.cache
+def pipeline_bodies(n: int = 250) -> tuple[str, ...]:
+    """Batch JSON for `n` conversions, as the connector encodes them."""
+    frame = transform(
+        pl.DataFrame(
+            {
+                "confirmationref": [f"ORD-{i:05d}" for i in range(n)],
+                "email": [f"User{i}@Example.com " for i in range(n)],
+                "conversiontype": ["purchase"] * n,
+                "event_time": ["2026-10-01T12:00:00Z"] * n,
+                "amount": [10.0 + i for i in range(n)],
+            }
+        ),
+        MappingConfig(),
+        "development",
+    )
+    valid, rejected = split(frame)
+    assert rejected.is_empty()
+    return tuple(encode(valid, "development")["_body"].to_list())
+
+
+def batch(i: int = 0) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(pipeline_bodies()[i])
+    return parsed
+
+
+def compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def bulk(batches: list[Any]) -> str:
+    return compact(batches)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Client:
+    """A synchronous face on an in-process sandbox app (httpx + ASGITransport)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = SandboxSettings(api_key=KEY, api_secret=SECRET, **settings)
+        self.app: Starlette = create_app(self.settings)
+        self.sandbox: Sandbox = self.app.state.sandbox
+
+    def client(self, auth: tuple[str, str] | None = (KEY, SECRET)) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://sandbox", auth=auth
+        )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        content: str | bytes | None = None,
+        auth: tuple[str, str] | None = (KEY, SECRET),
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        async def go() -> httpx.Response:
+            async with self.client(auth) as client:
+                return await client.request(method, path, content=content, headers=headers)
+
+        return asyncio.run(go())
+
+    def post(self, path: str, content: str | bytes, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, content, **kwargs)
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.request("GET", "/_sandbox/stats").json()
+        return data
+
+    def recorded(self, query: str = "") -> dict[str, Any]:
+        data: dict[str, Any] = self.request("GET", f"/_sandbox/batches{query}").json()
+        return data
+
+
+def codes(response: httpx.Response) -> list[str]:
+    return [e["code"] for e in response.json()["errors"]]
+
+
+# --- auth -------------------------------------------------------------------------
+
+
+def test_missing_auth_is_401_and_wrong_auth_is_403_and_nothing_is_recorded() -> None:
+    sandbox = Client()
+    body = compact(batch())
+    missing = sandbox.post(EVENTS, body, auth=None)
+    assert missing.status_code == 401
+    assert codes(missing) == ["unauthorized"]
+    for auth in [(KEY, "wrong"), ("wrong", SECRET)]:
+        response = sandbox.post(EVENTS, body, auth=auth)
+        assert (response.status_code, codes(response)) == (403, ["forbidden"])
+    for header in ["", f"Bearer {TOKEN}", f"Basic {SECRET}", "Basic !!!", f"Digest {TOKEN}"]:
+        response = sandbox.post(EVENTS, body, auth=None, headers={"Authorization": header})
+        assert response.status_code == 403, header
+    lower = sandbox.post(EVENTS, body, auth=None, headers={"authorization": f"basic {TOKEN}"})
+    assert lower.status_code == 202  # the scheme is case-insensitive (RFC 7617)
+    stats = sandbox.stats()
+    assert stats["responses_by_status"]["401"] == 1
+    assert stats["responses_by_status"]["403"] == 7
+    assert stats["batches"] == 1
+    assert stats["requests"] == 9
+
+
+def test_the_secret_never_appears_in_any_response_or_repr() -> None:
+    sandbox = Client(fail_rate=0.5, seed=1)
+    responses = [
+        sandbox.post(EVENTS, "{}", auth=None),
+        sandbox.post(EVENTS, "{}", auth=(KEY, SECRET + "x")),
+        sandbox.post(EVENTS, "{}", auth=None, headers={"Authorization": f"Bearer {SECRET}"}),
+        sandbox.post(EVENTS, "{}", auth=None, headers={"Authorization": f"Basic {SECRET}"}),
+        *(sandbox.post(BULK, bulk([batch(i), {"bad": SECRET}])) for i in range(6)),
+        sandbox.request("GET", "/_sandbox/stats"),
+        sandbox.request("GET", "/_sandbox/batches"),
+    ]
+    assert {r.status_code for r in responses} >= {202, 401, 403}
+    for response in responses:
+        shown = response.text + json.dumps(dict(response.headers))
+        assert SECRET not in shown
+        assert TOKEN not in shown
+    assert SECRET not in repr(sandbox.settings)
+
+
+# --- per-batch validation: one focused case per rule --------------------------------
+
+_DELETE = object()
+
+
+def put(path: tuple[str | int, ...], value: object) -> Callable[[dict[str, Any]], None]:
+    """A mutation setting (or, with _DELETE, removing) `path` in a batch."""
+
+    def mutate(target: dict[str, Any]) -> None:
+        node: Any = target
+        for key in path[:-1]:
+            node = node.setdefault(key, {}) if isinstance(key, str) else node[key]
+        if value is _DELETE:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+
+    mutate.value = value  # type: ignore[attr-defined]
+    return mutate
+
+
+def pad_to(target: dict[str, Any], size: int) -> dict[str, Any]:
+    """`target` with filler custom attributes so its compact JSON is exactly `size` bytes."""
+    attributes = target["events"][0]["data"]["custom_attributes"]
+    i = 0
+    while len(compact(target).encode()) + 4200 < size:
+        attributes[f"pad{i}"] = "x" * 4000
+        i += 1
+    attributes["padz"] = ""
+    attributes["padz"] = "x" * (size - len(compact(target).encode()))
+    assert len(compact(target).encode()) == size
+    return target
+
+
+def two_events(target: dict[str, Any]) -> None:
+    target["events"].append(copy.deepcopy(target["events"][0]))
+
+
+def too_large(target: dict[str, Any]) -> None:
+    pad_to(target, MAX_BATCH_BYTES + 1)
+
+
+def exactly_max(target: dict[str, Any]) -> None:
+    pad_to(target, MAX_BATCH_BYTES)
+
+
+def device_only(target: dict[str, Any]) -> None:
+    del target["user_identities"]
+    target["device_info"] = {"ios_idfv": IDFV}
+
+
+INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
+    ("schema_version", put(("schema_version",), 2), "unknown_field", "schema_version"),
+    ("top_level_timestamp", put(("timestamp_unixtime_ms",), 1), "unknown_field", "timestamp"),
+    ("environment", put(("environment",), "staging"), "invalid_environment", "environment"),
+    ("no_request_id", put(("source_request_id",), _DELETE), "missing_source_request_id", "source"),
+    ("request_id_number", put(("source_request_id",), 42), "invalid_source_request_id", "source"),
+    ("identities_list", put(("user_identities",), ["a"]), "invalid_identity", "user_identities"),
+    (
+        "unknown_identity",
+        put(("user_identities", "facebook"), "fb"),
+        "unknown_identity",
+        "facebook",
+    ),
+    (
+        "identity_number",
+        put(("user_identities", "customerid"), 7),
+        "invalid_identity",
+        "customerid",
+    ),
+    (
+        "identity_blank",
+        put(("user_identities", "other_id_3"), ""),
+        "invalid_identity",
+        "other_id_3",
+    ),
+    ("no_identity", put(("user_identities",), {}), "missing_identity", "user_identities"),
+    ("only_other_id_3", put(("user_identities",), {"other_id_3": "s"}), "missing_identity", "user"),
+    ("other_not_hex", put(("user_identities", "other"), "g" * 64), "invalid_hash", "other"),
+    ("other_uppercase", put(("user_identities", "other"), "AB" * 32), "invalid_hash", "other"),
+    ("other_short", put(("user_identities", "other"), "ab" * 31), "invalid_hash", "other"),
+    ("other_newline", put(("user_identities", "other"), "a" * 64 + "\n"), "invalid_hash", "other"),
+    (
+        "email_no_at",
+        put(("user_identities", "email"), "user.example.com"),
+        "invalid_email",
+        "email",
+    ),
+    (
+        "sha256_attr",
+        put(("user_attributes", "mobilesha256"), "5551234567"),
+        "invalid_hash",
+        "mobile",
+    ),
+    (
+        "too_many_user_attributes",
+        put(("user_attributes",), {f"a{i}": "x" for i in range(MAX_USER_ATTRIBUTES + 1)}),
+        "too_many_user_attributes",
+        "user_attributes",
+    ),
+    (
+        "user_attribute_name",
+        put(("user_attributes", "n" * (MAX_NAME_CHARS + 1)), "x"),
+        "attribute_name_too_long",
+        "user_attributes",
+    ),
+    (
+        "user_attribute_value",
+        put(("user_attributes", "city"), "x" * (MAX_VALUE_CHARS + 1)),
+        "attribute_value_too_long",
+        "user_attributes.city",
+    ),
+    ("user_attr_object", put(("user_attributes", "city"), {}), "invalid_user_attributes", "city"),
+    ("ip", put(("ip",), "999.1.1.1"), "invalid_ipaddress", "ip"),
+    ("ip_scoped", put(("ip",), "fe80::1%eth0"), "invalid_ipaddress", "ip"),
+    ("ip_number", put(("ip",), 16909060), "invalid_ipaddress", "ip"),
+    ("idfa", put(("device_info", "ios_advertising_id"), "not-a-uuid"), "invalid_device_id", "ios"),
+    ("gaid", put(("device_info", "android_advertising_id"), 5), "invalid_device_id", "android"),
+    ("device_info_list", put(("device_info",), []), "invalid_device_info", "device_info"),
+    (
+        "user_agent",
+        put(("device_info", "http_header_user_agent"), 1),
+        "invalid_device_info",
+        "agent",
+    ),
+    (
+        "integration_not_object",
+        put(("integration_attributes", "1277"), "rtid"),
+        "invalid_integration_attributes",
+        "1277",
+    ),
+    ("events_missing", put(("events",), _DELETE), "invalid_events", "events"),
+    ("events_empty", put(("events",), []), "invalid_events", "events"),
+    ("two_events", two_events, "invalid_events", "events"),
+    ("event_not_object", put(("events",), ["x"]), "invalid_events", "events[0]"),
+    ("event_extra_key", put(("events", 0, "extra"), 1), "unknown_field", "extra"),
+    ("data_extra_key", put((*DATA, "eventname"), "x"), "unknown_field", "eventname"),
+    ("event_type", put(("events", 0, "event_type"), "screen_view"), "invalid_event_type", "type"),
+    ("event_name", put((*DATA, "event_name"), "purchase"), "invalid_event_name", "event_name"),
+    (
+        "custom_event_type",
+        put((*DATA, "custom_event_type"), "purchase"),
+        "invalid_custom_event_type",
+        "custom_event_type",
+    ),
+    (
+        "message_id",
+        put((*DATA, "source_message_id"), "not-a-uuid"),
+        "invalid_source_message_id",
+        "source_message_id",
+    ),
+    (
+        "timestamp_text",
+        put((*DATA, "timestamp_unixtime_ms"), "1790000000000"),
+        "invalid_timestamp",
+        "timestamp_unixtime_ms",
+    ),
+    ("timestamp_float", put((*DATA, "timestamp_unixtime_ms"), 1.5), "invalid_timestamp", "time"),
+    ("timestamp_bool", put((*DATA, "timestamp_unixtime_ms"), True), "invalid_timestamp", "time"),
+    ("no_attributes", put(ATTRS, _DELETE), "invalid_custom_attributes", "custom_attributes"),
+    ("no_ref", put((*ATTRS, "confirmationref"), _DELETE), "missing_confirmationref", "ref"),
+    ("blank_ref", put((*ATTRS, "confirmationref"), "  "), "missing_confirmationref", "ref"),
+    ("numeric_ref", put((*ATTRS, "confirmationref"), 12345), "missing_confirmationref", "ref"),
+    ("no_type", put((*ATTRS, "conversiontype"), _DELETE), "missing_conversiontype", "conversion"),
+    (
+        "event_attribute_name",
+        put((*ATTRS, "n" * (MAX_NAME_CHARS + 1)), "x"),
+        "attribute_name_too_long",
+        "custom_attributes",
+    ),
+    (
+        "event_attribute_value",
+        put((*ATTRS, "sku"), "x" * (MAX_VALUE_CHARS + 1)),
+        "attribute_value_too_long",
+        "custom_attributes.sku",
+    ),
+    ("event_attribute_list", put((*ATTRS, "sku"), ["a"]), "invalid_custom_attributes", "sku"),
+    ("event_attribute_null", put((*ATTRS, "sku"), None), "invalid_custom_attributes", "sku"),
+    ("amount_text", put((*ATTRS, "amount"), "12.50"), "invalid_amount", "amount"),
+    ("margin_bool", put((*ATTRS, "margin"), True), "invalid_amount", "margin"),
+    ("quantity_float", put((*ATTRS, "quantity"), 1.5), "invalid_quantity", "quantity"),
+    ("quantity_text", put((*ATTRS, "quantity"), "2"), "invalid_quantity", "quantity"),
+    ("batch_too_large", too_large, "batch_too_large", "batch"),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code", "named"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_each_rule_rejects_a_batch_with_400_naming_the_field(
+    mutate: Callable[[dict[str, Any]], None], code: str, named: str
+) -> None:
+    sandbox = Client()
+    target = batch()
+    mutate(target)
+    response = sandbox.post(EVENTS, compact(target))
+    assert response.status_code == 400, response.text
+    [error] = response.json()["errors"]
+    assert error["code"] == code
+    assert named in error["message"]
+    request_id = target.get("source_request_id")
+    assert error.get("source_request_id") == (request_id if isinstance(request_id, str) else None)
+    value = getattr(mutate, "value", None)
+    if isinstance(value, str) and len(value) >= 5:
+        assert value not in response.text  # values (maybe PII) are never echoed
+    stats = sandbox.stats()
+    assert (stats["batches"], stats["rejected"], stats["rejections_by_code"]) == (0, 1, {code: 1})
+
+
+VALID: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("as_encoded", put(("environment",), "development")),
+    ("production", put(("environment",), "production")),
+    ("raw_email", put(("user_identities",), {"email": "a@example.com"})),
+    ("customerid_only", put(("user_identities",), {"customerid": "C-1"})),
+    ("rtid_only", put(("user_identities",), {"other_id_2": "rtid"})),
+    ("other_id_10", put(("user_identities", "other_id_10"), "x")),
+    ("device_id_only", lambda b: b.update(user_identities={}, device_info={"ios_idfv": IDFV})),
+    (
+        "android_uuid_only",
+        lambda b: b.update(user_identities={}, device_info={"android_uuid": "a"}),
+    ),
+    ("no_user_identities", device_only),
+    ("ipv6", put(("ip",), "2001:db8::8a2e:370:7334")),
+    ("ipv4", put(("ip",), "172.3.51.182")),
+    ("attribute_list", put(("user_attributes", "interests"), ["a", "b"])),
+    ("seed_custom_attrs", put((*ATTRS, "margin"), 10)),
+    ("other_event_type", put((*DATA, "custom_event_type"), "other")),
+    ("exactly_max_batch", exactly_max),
+]
+
+
+@pytest.mark.parametrize("mutate", [c[1] for c in VALID], ids=[c[0] for c in VALID])
+def test_valid_variants_are_accepted(mutate: Callable[[dict[str, Any]], None]) -> None:
+    sandbox = Client()
+    target = batch()
+    mutate(target)
+    response = sandbox.post(EVENTS, compact(target))
+    assert (response.status_code, response.json()) == (202, {}), response.text
+    assert sandbox.stats()["batches"] == 1
+
+
+# --- request-level checks and limits ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code"),
+    [
+        (EVENTS, b"{not json", "invalid_json"),
+        (EVENTS, b'{"environment": NaN}', "invalid_json"),
+        (BULK, b"[1e999]", "invalid_json"),
+        (EVENTS, b"\xff\xfe{}", "invalid_json"),
+        (EVENTS, b"", "invalid_json"),
+        (EVENTS, b"[]", "invalid_batch"),
+        (EVENTS, b'"text"', "invalid_batch"),
+        (BULK, b"{}", "invalid_bulk"),
+        (BULK, b"[]", "invalid_bulk"),
+    ],
+    ids=["garbage", "nan", "overflow", "not_utf8", "empty", "array", "string", "object", "none"],
+)
+def test_malformed_requests_are_400(path: str, body: bytes, code: str) -> None:
+    sandbox = Client()
+    response = sandbox.post(path, body)
+    assert (response.status_code, codes(response)) == (400, [code])
+    assert sandbox.stats()["batches"] == 0
+
+
+def test_over_one_hundred_batches_is_400_and_nothing_is_recorded() -> None:
+    sandbox = Client()
+    batches = [batch(i) for i in range(MAX_BATCHES_PER_REQUEST + 1)]
+    response = sandbox.post(BULK, bulk(batches))
+    assert (response.status_code, codes(response)) == (400, ["invalid_bulk"])
+    assert str(MAX_BATCHES_PER_REQUEST + 1) in response.json()["errors"][0]["message"]
+    stats = sandbox.stats()
+    assert stats["batches"] == 0
+    assert stats["request_errors_by_code"] == {"invalid_bulk": 1}
+    assert stats["max_batches_per_request"] == MAX_BATCHES_PER_REQUEST + 1
+    assert sandbox.post(BULK, bulk(batches[:-1])).status_code == 202
+    assert sandbox.stats()["batches"] == MAX_BATCHES_PER_REQUEST
+
+
+def test_request_size_limit_is_exact() -> None:
+    sandbox = Client()
+    # "[" + a + "," + b + "]" is exactly MAX_REQUEST_BYTES; each batch fits its own limit
+    first = MAX_BATCH_BYTES - 2
+    a, b = pad_to(batch(0), first), pad_to(batch(1), MAX_REQUEST_BYTES - 3 - first)
+    exact = bulk([a, b]).encode()
+    assert len(exact) == MAX_REQUEST_BYTES
+    assert sandbox.post(BULK, exact).status_code == 202
+    over = bulk([a, pad_to(batch(2), MAX_REQUEST_BYTES - 2 - first)]).encode()
+    assert len(over) == MAX_REQUEST_BYTES + 1
+    response = sandbox.post(BULK, over)
+    assert (response.status_code, codes(response)) == (400, ["request_too_large"])
+    assert sandbox.stats()["batches"] == 2
+
+
+def test_the_connectors_packed_requests_are_all_accepted() -> None:
+    sandbox = Client()
+    requests = pack(pl.Series(pipeline_bodies()))
+    for request in requests:
+        response = sandbox.post(BULK, request.body)
+        assert (response.status_code, response.json()) == (202, {})
+    stats = sandbox.stats()
+    assert stats["batches"] == stats["unique_confirmationrefs"] == len(pipeline_bodies())
+    assert stats["max_batches_per_request"] == MAX_BATCHES_PER_REQUEST
+    assert stats["requests"] == stats["responses_by_status"]["202"] == len(requests)
+    assert stats["rejected"] == stats["resent"] == stats["duplicate_confirmationrefs"] == 0
+
+
+# --- bulk partial rejection -------------------------------------------------------
+
+
+def test_bulk_names_exactly_the_bad_batches_and_records_the_good_ones() -> None:
+    sandbox = Client()
+    batches: list[Any] = [batch(i) for i in range(6)]
+    batches[1]["environment"] = "staging"
+    del batches[3]["events"][0]["data"]["custom_attributes"]["confirmationref"]
+    del batches[4]["source_request_id"]
+    batches[5] = "not a batch"
+    response = sandbox.post(BULK, bulk(batches))
+    assert response.status_code == 202
+    errors = response.json()["errors"]
+    assert [(e["index"], e["code"]) for e in errors] == [
+        (1, "invalid_environment"),
+        (3, "missing_confirmationref"),
+        (4, "missing_source_request_id"),
+        (5, "invalid_batch"),
+    ]
+    assert [e.get("source_request_id") for e in errors] == [
+        batches[1]["source_request_id"],
+        batches[3]["source_request_id"],
+        None,
+        None,
+    ]
+    recorded = sandbox.recorded()
+    assert recorded["total"] == 2
+    assert [r["confirmationref"] for r in recorded["batches"]] == ["ORD-00000", "ORD-00002"]
+    assert recorded["batches"][0]["batch"] == batches[0]
+    stats = sandbox.stats()
+    assert (stats["batches"], stats["rejected"]) == (2, 4)
+    assert sum(stats["rejections_by_code"].values()) == 4
+
+
+def test_bulk_where_every_batch_is_invalid_is_still_202() -> None:
+    sandbox = Client()
+    batches = [batch(i) for i in range(3)]
+    for b in batches:
+        b["schema_version"] = 2
+    response = sandbox.post(BULK, bulk(batches))
+    assert response.status_code == 202
+    named = {e["source_request_id"]: e["index"] for e in response.json()["errors"]}
+    assert named == {b["source_request_id"]: i for i, b in enumerate(batches)}
+    assert sandbox.stats()["batches"] == 0
+
+
+# --- idempotency --------------------------------------------------------------------
+
+
+def test_a_resent_batch_is_accepted_and_counted_as_resent() -> None:
+    sandbox = Client()
+    body = compact(batch())
+    assert sandbox.post(EVENTS, body).status_code == 202
+    assert sandbox.post(EVENTS, body).status_code == 202
+    assert sandbox.post(BULK, bulk([batch(), batch(1), batch(1)])).json() == {}
+    stats = sandbox.stats()
+    assert (stats["batches"], stats["resent"], stats["duplicate_confirmationrefs"]) == (2, 3, 0)
+    assert stats["unique_confirmationrefs"] == 2
+    assert sandbox.recorded()["total"] == 2
+
+
+def test_the_same_confirmationref_under_a_new_request_id_is_a_duplicate() -> None:
+    sandbox = Client()
+    first = batch()
+    again = copy.deepcopy(first)
+    again["source_request_id"] = "another-request-id"
+    assert sandbox.post(EVENTS, compact(first)).status_code == 202
+    assert sandbox.post(EVENTS, compact(again)).status_code == 202
+    stats = sandbox.stats()
+    assert (stats["batches"], stats["unique_confirmationrefs"]) == (2, 1)
+    assert (stats["duplicate_confirmationrefs"], stats["resent"]) == (1, 0)
+    # other environments are other data sets
+    production = copy.deepcopy(first)
+    production.update(environment="production", source_request_id="production-id")
+    assert sandbox.post(EVENTS, compact(production)).status_code == 202
+    assert sandbox.stats()["unique_confirmationrefs"] == 2
+
+
+# --- fault injection ----------------------------------------------------------------
+
+
+def test_rate_limit_answers_429_with_retry_after_until_the_clock_advances() -> None:
+    clock = FakeClock()
+    sandbox = Client(rate_limit=10, clock=clock)
+    hundred = bulk([batch(i) for i in range(100)])  # the bucket holds max(10, 100)
+    assert sandbox.post(BULK, hundred).status_code == 202
+    thirty = bulk([batch(i) for i in range(100, 130)])
+    limited = sandbox.post(BULK, thirty)
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "3"  # 30 tokens at 10/s
+    one = sandbox.post(EVENTS, compact(batch(200)))
+    assert (one.status_code, one.headers["Retry-After"]) == (429, "1")  # at least 1
+    clock.now += 2.9
+    assert sandbox.post(BULK, thirty).headers["Retry-After"] == "1"
+    clock.now += 0.1
+    assert sandbox.post(BULK, thirty).status_code == 202
+    stats = sandbox.stats()
+    assert stats["batches"] == 130
+    assert stats["responses_by_status"]["429"] == 3
+    assert stats["rejected"] == 0
+
+
+def test_rate_limit_retry_after_is_an_integer_for_slow_rates() -> None:
+    clock = FakeClock()
+    sandbox = Client(rate_limit=0.5, clock=clock)
+    assert sandbox.post(BULK, bulk([batch(i) for i in range(100)])).status_code == 202
+    limited = sandbox.post(EVENTS, compact(batch(100)))
+    assert limited.headers["Retry-After"] == "2"
+    clock.now += 2
+    assert sandbox.post(EVENTS, compact(batch(100))).status_code == 202
+
+
+def test_fail_rate_one_gives_only_faults_and_records_nothing() -> None:
+    sandbox = Client(fail_rate=1.0, seed=11)
+    seen: set[int] = set()
+    for i in range(40):
+        response = sandbox.post(BULK, bulk([batch(i)]))
+        seen.add(response.status_code)
+        if response.status_code == 429:
+            assert response.headers["Retry-After"] in {"0", "1"}
+        else:
+            assert "Retry-After" not in response.headers
+    assert seen == {status for status, _ in FAULTS}
+    stats = sandbox.stats()
+    assert (stats["batches"], stats["rejected"], stats["requests"]) == (0, 0, 40)
+    assert sum(stats["responses_by_status"].values()) == 40
+    assert sandbox.recorded()["total"] == 0
+
+
+def test_faults_are_reproducible_with_a_seed() -> None:
+    def statuses() -> list[int]:
+        sandbox = Client(fail_rate=0.5, seed=5)
+        return [sandbox.post(EVENTS, compact(batch())).status_code for _ in range(20)]
+
+    first = statuses()
+    assert first == statuses()
+    assert 202 in first and len(set(first)) > 1
+
+
+def test_reject_rate_one_rejects_every_valid_batch() -> None:
+    sandbox = Client(reject_rate=1.0, seed=3)
+    batches = [batch(i) for i in range(5)]
+    response = sandbox.post(BULK, bulk(batches))
+    assert response.status_code == 202
+    errors = response.json()["errors"]
+    assert [(e["index"], e["source_request_id"]) for e in errors] == [
+        (i, b["source_request_id"]) for i, b in enumerate(batches)
+    ]
+    assert {e["code"] for e in errors} == {"rejected_by_sandbox"}
+    assert {e["message"] for e in errors} == {"sandbox --reject-rate rejected this batch"}
+    single = sandbox.post(EVENTS, compact(batch(9)))
+    assert (single.status_code, codes(single)) == (202, ["rejected_by_sandbox"])
+    stats = sandbox.stats()
+    assert (stats["batches"], stats["rejected"]) == (0, 6)
+    assert stats["rejections_by_code"] == {"rejected_by_sandbox": 6}
+
+
+def test_latency_awaits_the_injected_sleep() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    sandbox = Client(latency_s=0.25, sleep=sleep)
+    assert sandbox.post(EVENTS, compact(batch())).status_code == 202
+    assert sandbox.post(EVENTS, "{bad").status_code == 400
+    assert slept == [0.25, 0.25]
+    assert sandbox.post(EVENTS, "{}", auth=None).status_code == 401  # auth answers at once
+    assert slept == [0.25, 0.25]
+    no_latency = Client(sleep=sleep)
+    no_latency.post(EVENTS, compact(batch()))
+    assert slept == [0.25, 0.25]
+
+
+def test_bookkeeping_is_exact_with_many_requests_in_flight() -> None:
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(0)  # yields to the other requests; no real time passes
+
+    sandbox = Client(latency_s=1.0, sleep=sleep)
+    bodies = [compact(batch(i)) for i in range(60)]
+
+    async def go() -> list[int]:
+        async with sandbox.client() as client:
+            sends = [client.post(EVENTS, content=b) for b in bodies + bodies]
+            return [r.status_code for r in await asyncio.gather(*sends)]
+
+    assert asyncio.run(go()) == [202] * 120
+    stats = sandbox.stats()
+    assert (stats["requests"], stats["batches"], stats["resent"]) == (120, 60, 60)
+    assert stats["duplicate_confirmationrefs"] == 0
+
+
+# --- records, pagination, reset -----------------------------------------------------
+
+
+def test_batches_pages_in_acceptance_order_and_keep_bodies_caps_them() -> None:
+    sandbox = Client(keep_bodies=3, wall_clock=lambda: 1_790_000_000.5)
+    sandbox.post(BULK, bulk([batch(i) for i in range(5)]))
+    everything = sandbox.recorded()
+    assert everything["total"] == 5
+    assert [r["confirmationref"] for r in everything["batches"]] == [
+        "ORD-00000",
+        "ORD-00001",
+        "ORD-00002",
+    ]
+    first = everything["batches"][0]
+    assert first["received_at"] == 1_790_000_000.5
+    assert first["source_request_id"] == batch(0)["source_request_id"]
+    assert first["batch"] == batch(0)
+    page = sandbox.recorded("?offset=1&limit=1")
+    assert [r["confirmationref"] for r in page["batches"]] == ["ORD-00001"]
+    assert sandbox.recorded("?offset=10")["batches"] == []
+    assert sandbox.stats()["batches"] == 5
+    for query in ["?offset=-1", "?limit=x", "?limit=10001"]:
+        response = sandbox.request("GET", f"/_sandbox/batches{query}")
+        assert (response.status_code, codes(response)) == (400, ["invalid_query"])
+
+
+def test_reset_forgets_everything() -> None:
+    clock = FakeClock()
+    sandbox = Client(rate_limit=1, clock=clock)
+    hundred = bulk([batch(i) for i in range(100)])
+    assert sandbox.post(BULK, hundred).status_code == 202
+    assert sandbox.post(BULK, hundred).status_code == 429
+    reset = sandbox.request("POST", "/_sandbox/reset")
+    assert reset.json() == {"reset": True}
+    stats = sandbox.stats()
+    assert stats["requests"] == stats["batches"] == stats["max_batches_per_request"] == 0
+    assert set(stats["responses_by_status"].values()) == {0}
+    assert sandbox.recorded() == {"total": 0, "batches": []}
+    assert sandbox.post(BULK, hundred).status_code == 202  # bucket full again
+    assert sandbox.stats()["resent"] == 0  # idempotency memory is gone too
+
+
+def test_settings_are_checked() -> None:
+    bad_settings: list[dict[str, Any]] = [
+        {"fail_rate": 1.5},
+        {"reject_rate": -0.1},
+        {"rate_limit": 0},
+        {"latency_s": -1},
+        {"keep_bodies": -1},
+    ]
+    for bad in bad_settings:
+        with pytest.raises(ValueError):
+            SandboxSettings(**bad)
+    with pytest.raises(ValueError, match="non-loopback"):
+        serve(SandboxSettings(), host="0.0.0.0", port=0)
+
+
+# --- real HTTP over loopback ----------------------------------------------------------
+
+
+def test_serve_for_real_over_loopback() -> None:
+    code = (
+        "from connector.sandbox import serve, SandboxSettings; "
+        "serve(SandboxSettings(), port=0, ready=lambda u: print(u, flush=True))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            deadline = time.monotonic() + 30
+            ready: list[Any] = []
+            while not ready and time.monotonic() < deadline and process.poll() is None:
+                ready, _, _ = select.select([process.stdout], [], [], 0.1)
+            assert ready, "the sandbox did not print its URL"
+            url = process.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:")
+            requests = pack(pl.Series(pipeline_bodies()[:150]))
+            with httpx.Client(base_url=url, auth=("sandbox-key", "sandbox-secret")) as client:
+                for request in requests:
+                    response = client.post(BULK, content=request.body)
+                    assert (response.status_code, response.json()) == (202, {})
+                assert client.post(BULK, content=b"[]").status_code == 400
+                stats = client.get("/_sandbox/stats").json()
+            assert stats["batches"] == stats["unique_confirmationrefs"] == 150
+            assert stats["max_batches_per_request"] == MAX_BATCHES_PER_REQUEST
+            assert stats["responses_by_status"]["202"] == len(requests) == 2
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        assert process.stderr is not None
+        assert "sandbox-secret" not in process.stderr.read()

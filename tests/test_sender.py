@@ -1,0 +1,198 @@
+"""The sender's decisions, over httpx.MockTransport: nothing here sleeps for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import polars as pl
+import pytest
+
+from connector.config import DestinationConfig
+from connector.errors import FatalSendError
+from connector.sender import Delivery, Sender, TokenBucket, classify
+
+SECRET = "s3cr3t-sender-test"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def destination(**overrides: Any) -> DestinationConfig:
+    values: dict[str, Any] = {
+        "base_url": "http://127.0.0.1:9",
+        "api_key": "k",
+        "api_secret": SECRET,
+        "max_attempts": 4,
+        "max_batches_per_second": 100_000,
+    }
+    return DestinationConfig.model_validate(values | overrides)
+
+
+def batches(n: int) -> pl.DataFrame:
+    ids = [f"req-{i}" for i in range(n)]
+    return pl.DataFrame({"_request_id": ids, "_body": [json.dumps({"id": i}) for i in ids]})
+
+
+def body_of(frame: pl.DataFrame) -> bytes:
+    return ("[" + ",".join(frame["_body"].to_list()) + "]").encode()
+
+
+class Recorder:
+    """A MockTransport handler that answers from a script and records each request."""
+
+    def __init__(self, *answers: httpx.Response | Exception) -> None:
+        self.answers = list(answers)
+        self.seen: list[list[str]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append([b["id"] for b in json.loads(request.content)])
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def deliver(
+    handler: Handler, frame: pl.DataFrame, **config: Any
+) -> tuple[Delivery, Sender, list[float]]:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def run() -> tuple[Delivery, Sender]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            sender = Sender(client, destination(**config), sleep=sleep, rng=random.Random(1))
+            return await sender.deliver(frame, body_of(frame)), sender
+
+    delivery, sender = asyncio.run(run())
+    return delivery, sender, waits
+
+
+def errors(*ids: str, code: str = "bad") -> dict[str, Any]:
+    return {
+        "errors": [{"code": code, "message": f"{i} is bad", "source_request_id": i} for i in ids]
+    }
+
+
+def test_accepted_in_one_attempt() -> None:
+    recorder = Recorder(httpx.Response(202))
+    delivery, sender, waits = deliver(recorder, batches(3))
+    assert delivery.status == dict.fromkeys(["req-0", "req-1", "req-2"], ("accepted", None))
+    assert (delivery.attempts, sender.stats.requests, sender.stats.retries, waits) == (1, 1, 0, [])
+
+
+def test_202_with_errors_rejects_only_the_named_batches() -> None:
+    recorder = Recorder(httpx.Response(202, json=errors("req-1", code="rejected_by_sandbox")))
+    delivery, _, _ = deliver(recorder, batches(3))
+    assert delivery.status["req-1"] == ("rejected", "rejected_by_sandbox: req-1 is bad")
+    assert delivery.status["req-0"] == delivery.status["req-2"] == ("accepted", None)
+    assert len(recorder.seen) == 1  # a 202 is final
+
+
+def test_400_naming_some_batches_resends_the_others() -> None:
+    recorder = Recorder(httpx.Response(400, json=errors("req-0")), httpx.Response(202))
+    delivery, _, waits = deliver(recorder, batches(3))
+    assert recorder.seen == [["req-0", "req-1", "req-2"], ["req-1", "req-2"]]
+    assert delivery.status["req-0"][0] == "rejected"
+    assert delivery.status["req-1"] == ("accepted", None) and waits == []
+
+
+def test_400_naming_nothing_rejects_the_whole_request_without_retry() -> None:
+    response = httpx.Response(400, json={"errors": [{"code": "invalid_json", "message": "bad"}]})
+    delivery, sender, _ = deliver(Recorder(response), batches(2))
+    assert set(delivery.status.values()) == {("rejected", "bad")}
+    assert sender.stats.requests == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_credentials_refused_is_fatal_at_once(status: int) -> None:
+    recorder = Recorder(httpx.Response(status))
+    with pytest.raises(FatalSendError, match=f"HTTP {status}") as error:
+        deliver(recorder, batches(2))
+    assert len(recorder.seen) == 1
+    assert "api_secret" in str(error.value) and SECRET not in str(error.value)
+
+
+def test_429_honours_retry_after_then_5xx_backs_off_with_full_jitter() -> None:
+    recorder = Recorder(
+        httpx.Response(429, headers={"Retry-After": "3"}),
+        httpx.Response(503),
+        httpx.Response(202),
+    )
+    delivery, sender, waits = deliver(recorder, batches(2), retry_base_s=0.5, retry_max_s=30)
+    assert waits[0] == 3.0
+    assert 0 <= waits[1] <= 1.0  # second attempt: uniform in [0, 0.5 * 2]
+    assert delivery.status["req-0"] == ("accepted", None)
+    assert (delivery.attempts, sender.stats.retries) == (3, 2)
+
+
+def test_backoff_ceiling_doubles_and_is_capped() -> None:
+    async def run() -> list[float]:
+        async with httpx.AsyncClient(
+            transport=httpx.MockTransport(Recorder(httpx.Response(202)))
+        ) as c:
+            sender = Sender(c, destination(retry_base_s=1, retry_max_s=5), rng=random.Random(7))
+            return [max(sender.backoff(a) for _ in range(2000)) for a in (1, 2, 3, 4, 5)]
+
+    highest = asyncio.run(run())
+    for observed, ceiling in zip(highest, [1, 2, 4, 5, 5], strict=True):
+        assert ceiling * 0.95 <= observed <= ceiling
+
+
+def test_gives_up_after_max_attempts_and_marks_failed() -> None:
+    recorder = Recorder(httpx.Response(500))
+    delivery, _, waits = deliver(recorder, batches(2), max_attempts=3)
+    assert len(recorder.seen) == 3 and len(waits) == 2
+    assert {s for s, _ in delivery.status.values()} == {"failed"}
+    assert "gave up after 3 attempts" in str(delivery.status["req-0"][1])
+    assert delivery.http_status == 500
+
+
+def test_network_errors_then_success() -> None:
+    recorder = Recorder(
+        httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(202)
+    )
+    delivery, sender, _ = deliver(recorder, batches(1))
+    assert delivery.status == {"req-0": ("accepted", None)} and sender.stats.retries == 2
+
+
+def test_unreachable_endpoint_is_fatal_after_retries() -> None:
+    recorder = Recorder(httpx.ConnectError("refused"))
+    with pytest.raises(FatalSendError, match="unreachable after 4 attempts"):
+        deliver(recorder, batches(1))
+    assert len(recorder.seen) == 4
+
+
+def test_classify_is_the_one_mapping() -> None:
+    assert classify(httpx.Response(202)).action == "accept"
+    assert classify(httpx.Response(400)).action == "reject"
+    assert classify(httpx.Response(404)).action == "reject"
+    assert classify(httpx.Response(408)).action == "retry"
+    assert classify(httpx.Response(502)).action == "retry"
+    assert classify(httpx.Response(429, headers={"Retry-After": "oops"})).retry_after is None
+    assert classify(httpx.Response(429, headers={"Retry-After": "-1"})).retry_after is None
+    assert classify(httpx.Response(429, headers={"Retry-After": "99999"})).retry_after == 300
+    assert classify(None, httpx.ReadTimeout("x")).message.startswith("timed out")
+    assert classify(httpx.Response(403)).action == "fatal"
+
+
+def test_token_bucket_paces_batches_per_second() -> None:
+    now = [0.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    async def run() -> None:
+        bucket = TokenBucket(rate=100, capacity=100, clock=lambda: now[0], sleep=sleep)
+        for _ in range(10):
+            await bucket.acquire(50)  # 500 batches at 100/s after a full bucket of 100
+
+    asyncio.run(run())
+    assert now[0] == pytest.approx(4.0)
+    assert all(w == pytest.approx(0.5) for w in waits)

@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Exit 1 from validate/sync is expected: the example's dirty rows are rejected.
 demo: $(STAMP)
 	$(BIN)/python examples/build_warehouse.py --out-dir examples
 	$(BIN)/rokt-connector validate --config config.example.yaml --show 1; \
 	  code=$$?; test $$code -le 1 || exit $$code
+	$(BIN)/python examples/demo.py; code=$$?; test $$code -le 1 || exit $$code
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

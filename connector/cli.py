@@ -132,7 +132,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON report 
 
 
 class _ProgressBar:
-    """Rows read, accepted, batches/s and ETA on stderr (only when it is a terminal)."""
+    """Rows done, accepted, batches/s and ETA on stderr (only when it is a terminal)."""
 
     def __init__(self, total: int) -> None:
         self._bar = Progress(
@@ -160,7 +160,7 @@ class _ProgressBar:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         self._bar.update(
             self._task,
-            completed=report.rows_read,
+            completed=report.rows_done,
             accepted=report.accepted,
             rate=report.batches_sent / elapsed,
         )

@@ -20,7 +20,6 @@ import polars as pl
 from connector.digest import sql_file
 from connector.errors import EXIT_LOCKED, ConnectorError
 
-STATUSES = ("pending", "accepted", "rejected", "rejected_local", "failed")
 _ROW_COLUMNS: dict[str, pl.DataType] = {
     "ref": pl.String(),
     "status": pl.String(),
@@ -119,12 +118,6 @@ class Ledger:
         self._con.execute(
             sql_file("run_finish.sql"), params | {"now": datetime.now(UTC), "message": message}
         )
-
-    def query(self, sql: str, **params: Any) -> pl.DataFrame:
-        """A read-only query over the ledger (audits and tests)."""
-        with self._con.cursor() as con:
-            result: pl.DataFrame = con.sql(sql, params=params or None).pl()
-        return result
 
 
 _RUN_COUNTS = (

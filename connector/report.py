@@ -36,6 +36,12 @@ class RunReport:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @property
+    def rows_done(self) -> int:
+        """Rows with a final outcome (sent and answered, skipped, or set aside)."""
+        settled = self.accepted + self.rejected + self.failed
+        return settled + self.rows_rejected_local + self.rows_skipped_ledger + self.rows_duplicate
+
     def finish(self, fatal: bool) -> None:
         if fatal:
             self.status = "failed"

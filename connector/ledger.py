@@ -101,9 +101,9 @@ class Ledger:
             con.register("rows", full)
             con.execute(sql_file("ledger_upsert.sql"), params)
 
-    def settle(self, settled: pl.DataFrame, attempts: int) -> None:
-        """Final state of one request's conversions: `settled(ref, status, reason, http_status)`."""
-        params = self._params(attempts=attempts, now=datetime.now(UTC))
+    def settle(self, settled: pl.DataFrame) -> None:
+        """Final states: `settled(ref, status, reason, http_status, attempts)`."""
+        params = self._params(now=datetime.now(UTC))
         with self._con.cursor() as con:
             con.register("settled", settled)
             con.execute(sql_file("ledger_settle.sql"), params)

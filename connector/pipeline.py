@@ -194,20 +194,58 @@ _LEDGER_FIELDS = (
 )
 
 
+class _Settler:
+    """Writes final states to the ledger off the event loop, many requests per write.
+
+    Sending never waits for the ledger: settled rows queue up and one task writes
+    whatever has gathered in a worker thread. A crash before a write leaves those
+    rows `pending`, which the next run resends with the same request ids.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._queue: asyncio.Queue[pl.DataFrame | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._write())
+
+    def put(self, settled: pl.DataFrame) -> None:
+        self._queue.put_nowait(settled)
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _write(self) -> None:
+        while True:
+            items = [await self._queue.get()]
+            while not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            ready = [item for item in items if item is not None]
+            if ready:
+                await asyncio.to_thread(self._ledger.settle, pl.concat(ready))
+            if len(ready) < len(items):  # the closing None
+                return
+
+
+def _settled(
+    rows: pl.DataFrame, status: pl.Expr, reason: pl.Expr, http: int | None, attempts: int
+) -> pl.DataFrame:
+    return rows.select(
+        pl.col("_ref").alias("ref"),
+        status.alias("status"),
+        reason.alias("reason"),
+        pl.lit(http, pl.Int32).alias("http_status"),
+        pl.lit(attempts, pl.Int32).alias("attempts"),
+    )
+
+
 async def _send(
-    sender: Sender, ledger: Ledger, rows: pl.DataFrame, body: bytes, report: RunReport
+    sender: Sender, settler: _Settler, rows: pl.DataFrame, body: bytes, report: RunReport
 ) -> None:
-    """Deliver one request and settle its conversions in the ledger."""
+    """Deliver one request and queue its conversions' final states for the ledger."""
     try:
         delivery = await sender.deliver(rows, body)
     except FatalSendError as exc:
-        failed = rows.select(
-            pl.col("_ref").alias("ref"),
-            pl.lit("failed").alias("status"),
-            pl.lit(str(exc)).alias("reason"),
-            pl.lit(None, pl.Int32).alias("http_status"),
-        )
-        ledger.settle(failed, attempts=1)
+        settler.put(_settled(rows, pl.lit("failed"), pl.lit(str(exc)), None, 1))
         report.failed += rows.height
         raise
     outcome = pl.DataFrame(
@@ -218,23 +256,16 @@ async def _send(
         },
         schema={"_request_id": pl.String, "status": pl.String, "reason": pl.String},
     )
-    settled = (
-        rows.select("_ref", "_request_id")
-        .join(outcome, on="_request_id")
-        .select(
-            pl.col("_ref").alias("ref"),
-            "status",
-            "reason",
-            pl.lit(delivery.http_status, pl.Int32).alias("http_status"),
-        )
+    joined = rows.select("_ref", "_request_id").join(outcome, on="_request_id")
+    settled = _settled(
+        joined, pl.col("status"), pl.col("reason"), delivery.http_status, delivery.attempts
     )
-    ledger.settle(settled, delivery.attempts)
-    counts = settled["status"].value_counts()
-    count = dict(zip(counts["status"].to_list(), counts["count"].to_list(), strict=True))
-    report.accepted += count.get("accepted", 0)
-    report.rejected += count.get("rejected", 0)
-    report.failed += count.get("failed", 0)
-    report.batches_sent += count.get("accepted", 0) + count.get("rejected", 0)
+    settler.put(settled)
+    counts = dict(settled["status"].value_counts().iter_rows())
+    report.accepted += counts.get("accepted", 0)
+    report.rejected += counts.get("rejected", 0)
+    report.failed += counts.get("failed", 0)
+    report.batches_sent += counts.get("accepted", 0) + counts.get("rejected", 0)
 
 
 async def _deliver_all(
@@ -250,6 +281,7 @@ async def _deliver_all(
 ) -> None:
     transport = config.destination.transport.value
     parts = prepare(config, since, until, limit, lookup=ledger.lookup)
+    settler = _Settler(ledger)
     tasks: set[asyncio.Task[None]] = set()
     high_water = 4 * config.destination.concurrency  # requests queued ahead of the wire
 
@@ -269,13 +301,15 @@ async def _deliver_all(
             report.rows_skipped_ledger += part.skipped
             report.rows_rejected_local += part.rejected.height
             if not dry_run:
-                ledger.record(_local_rejections(part.rejected), report.run_id, transport)
-                ledger.record(_pending(part.encoded), report.run_id, transport)
+                # write-ahead: these rows are in the ledger before their requests leave
+                rows_to_record = pl.concat(
+                    [_local_rejections(part.rejected), _pending(part.encoded)], how="diagonal"
+                )
+                await asyncio.to_thread(ledger.record, rows_to_record, report.run_id, transport)
                 for request in part.requests:
                     rows = part.encoded.slice(request.start, request.batches)
-                    tasks.add(
-                        asyncio.create_task(_send(sender, ledger, rows, request.body, report))
-                    )
+                    send = _send(sender, settler, rows, request.body, report)
+                    tasks.add(asyncio.create_task(send))
                     await reap(wait_for_all=False)
             if progress:
                 progress(report)
@@ -284,6 +318,7 @@ async def _deliver_all(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await settler.close()  # every answer received is in the ledger before the run ends
         await asyncio.to_thread(parts.close)
         report.requests, report.retries = sender.stats.requests, sender.stats.retries
 

@@ -22,15 +22,15 @@ import httpx
 import polars as pl
 
 from connector import __version__, source
-from connector.config import Config
-from connector.errors import FatalSendError
+from connector.config import Config, Transport
+from connector.errors import ConfigError, FatalSendError
 from connector.ledger import Ledger, RunDedup
 from connector.payload import Request, encode, pack
 from connector.report import RunReport, ValidationReport
 from connector.sender import Sender
 from connector.transform import META, confirmationrefs, split, transform
 
-REJECTED_COLUMNS = [c for c in META if c not in ("_message_id",)]
+REJECTED_COLUMNS = [c for c in META if c != "_message_id"]
 ENCODED_COLUMNS = [*META, "_body", "_payload_sha256", "_request_id"]
 Lookup = Callable[[pl.Series], pl.DataFrame]
 Progress = Callable[[RunReport], None]
@@ -105,7 +105,7 @@ def prepare(
     in_flight: deque[tuple[int, int, Future[tuple[pl.DataFrame, list[Request], pl.DataFrame, int]]]]
     in_flight = deque()
 
-    def settle() -> Prepared:
+    def next_part() -> Prepared:
         rows_read, duplicates, future = in_flight.popleft()
         encoded, requests, rejected, skipped = future.result()
         return Prepared(rows_read, duplicates, skipped, encoded, requests, rejected)
@@ -124,9 +124,9 @@ def prepare(
                 )
                 in_flight.append((chunk.height, chunk.height - int(keep.sum()), future))
                 if len(in_flight) > workers:
-                    yield settle()
+                    yield next_part()
             while in_flight:
-                yield settle()
+                yield next_part()
     finally:
         for _, _, future in in_flight:
             future.cancel()
@@ -342,9 +342,14 @@ def sync(
     error (credentials refused, endpoint unreachable) ends the run with status
     `failed` and its message in `report.message`.
     """
+    destination = config.destination
+    if destination.transport != Transport.EVENTS_API:
+        raise ConfigError(
+            f"destination.transport: {destination.transport} is not implemented yet; "
+            "use events_api (nothing was sent)"
+        )
     report = RunReport(run_id=str(uuid.uuid4()), mode="dry_run" if dry_run else mode)
     started = time.monotonic()
-    destination = config.destination
     secret = destination.api_secret.get_secret_value() if destination.api_secret else ""
     client = httpx.AsyncClient(
         auth=httpx.BasicAuth(destination.api_key.get_secret_value(), secret),

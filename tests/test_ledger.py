@@ -17,6 +17,7 @@ import pytest
 from conftest import base_config, cli, write_config
 
 from connector.config import Config, load_config
+from connector.errors import ConfigError
 from connector.ledger import RunDedup
 from connector.pipeline import sync
 from connector.report import RunReport
@@ -197,3 +198,12 @@ def test_refused_credentials_record_nothing_accepted(tmp_path: Path, status: int
     assert report.status == "failed" and report.exit_code == 3
     assert "credentials" in str(report.message)
     assert "accepted" not in {v[0] for v in ledger(config).values()}
+
+
+def test_pixel_transports_are_refused_until_built(tmp_path: Path) -> None:
+    config = warehouse(tmp_path, [order("A")])
+    pixel = config.model_copy(
+        update={"destination": config.destination.model_copy(update={"transport": "pixel"})}
+    )
+    with pytest.raises(ConfigError, match="not implemented yet"):
+        run(pixel, Platform())

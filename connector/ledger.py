@@ -9,6 +9,7 @@ Must not: store raw PII (only `identity_sha256`), or decide what to send.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import duckdb
 import polars as pl
 
 from connector.digest import sql_file
-from connector.errors import EXIT_LOCKED, ConnectorError
+from connector.errors import EXIT_LOCKED, ConfigError, ConnectorError
 
 _ROW_COLUMNS: dict[str, pl.DataType] = {
     "ref": pl.String(),
@@ -38,6 +39,25 @@ _ROW_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
+# The ledger schema this code writes; sql/ledger_migrate_<n>_to_<n+1>.sql upgrades
+# an older ledger step by step when it is opened.
+SCHEMA_VERSION = 1
+
+
+def _open_error(path: Path, exc: duckdb.Error) -> ConnectorError:
+    """Exit 4 when another run holds the file; exit 2, never a fresh start, otherwise."""
+    message = str(exc)
+    if "lock" in message.lower():
+        pid = re.search(r"PID (\d+)", message)
+        holder = f" (process {pid.group(1)})" if pid else ""
+        return LedgerLocked(f"another run holds the ledger {path}{holder}; wait for it to finish")
+    return ConfigError(
+        f"ledger.path: {path} cannot be opened as a DuckDB ledger ({message.splitlines()[0]}); "
+        "restore it from a backup or move it aside: starting a new ledger would send "
+        "every conversion again"
+    )
+
+
 class LedgerLocked(ConnectorError):
     """Another process has the ledger open: one run at a time."""
 
@@ -54,20 +74,56 @@ class Ledger:
 
     @classmethod
     def open(cls, path: Path, environment: str) -> Ledger:
+        """Open (or create, owner-only) the ledger and check it is this environment's."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        mask = os.umask(0o077)  # a new ledger file is owner-only from its first byte
         try:
             con = duckdb.connect(str(path))
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise ConnectorError(f"ledger.path: cannot open {path}: {exc}") from None
-            pid = re.search(r"PID (\d+)", str(exc))
-            holder = f" (process {pid.group(1)})" if pid else ""
-            raise LedgerLocked(
-                f"another run holds the ledger {path}{holder}; wait for it to finish"
-            ) from None
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(sql_file("ledger.sql"))
-        return cls(con, path, environment)
+        except duckdb.Error as exc:
+            raise _open_error(path, exc) from None
+        finally:
+            os.umask(mask)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(sql_file("ledger.sql"))
+            ledger = cls(con, path, environment)
+            ledger._check_meta()
+        except BaseException:
+            con.close()
+            raise
+        for file in (path, path.with_name(path.name + ".wal")):
+            if file.exists():
+                file.chmod(0o600)
+        return ledger
+
+    def _check_meta(self) -> None:
+        meta = dict(self._con.execute("SELECT key, value FROM ledger_meta").fetchall())
+        if not meta:  # a new ledger (or one from before ledger_meta): adopt it
+            rows = self._con.execute("SELECT DISTINCT environment FROM ledger").fetchall()
+            others = sorted({env for (env,) in rows} - {self.environment})
+            if others:
+                raise ConfigError(
+                    f"ledger.path: {self.path} records environment {others[0]!r}, this "
+                    f"config sends to {self.environment!r}; use one ledger per environment"
+                )
+            self._con.executemany(
+                "INSERT INTO ledger_meta VALUES (?, ?)",
+                [["schema_version", str(SCHEMA_VERSION)], ["environment", self.environment]],
+            )
+            return
+        if meta.get("environment") != self.environment:
+            raise ConfigError(
+                f"ledger.path: {self.path} records environment {meta.get('environment')!r}, "
+                f"this config sends to {self.environment!r}; use one ledger per environment"
+            )
+        version = int(meta.get("schema_version", "0"))
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"ledger.path: {self.path} has schema version {version}, newer than this "
+                f"rokt-connector understands ({SCHEMA_VERSION}); upgrade rokt-connector"
+            )
+        for step in range(version, SCHEMA_VERSION):  # migrations, oldest first
+            self._con.execute(sql_file(f"ledger_migrate_{step}_to_{step + 1}.sql"))
 
     def close(self) -> None:
         self._con.close()

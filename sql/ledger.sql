@@ -46,3 +46,10 @@ CREATE TABLE IF NOT EXISTS runs (
     duration_s           DOUBLE,
     message              VARCHAR
 );
+
+-- What this ledger is: `schema_version` (for migrations) and the `environment`
+-- it records, written when the ledger is created and checked on every open.
+CREATE TABLE IF NOT EXISTS ledger_meta (
+    key    VARCHAR PRIMARY KEY,
+    value  VARCHAR NOT NULL
+);

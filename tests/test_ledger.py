@@ -207,3 +207,36 @@ def test_pixel_transports_are_refused_until_built(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="not implemented yet"):
         run(pixel, Platform())
+
+
+def test_ledger_file_is_owner_only(tmp_path: Path) -> None:
+    config = warehouse(tmp_path, [order("A")])
+    run(config, Platform())
+    assert config.ledger.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_corrupt_ledger_stops_the_run_and_is_left_as_it_was(tmp_path: Path) -> None:
+    config = warehouse(tmp_path, [order("A")])
+    config.ledger.path.write_bytes(b"not a database" * 100)
+    platform = Platform()
+    with pytest.raises(ConfigError, match="starting a new ledger would send"):
+        run(config, platform)
+    assert platform.seen == [] and config.ledger.path.read_bytes() == b"not a database" * 100
+    result = cli("sync", "--config", str(tmp_path / "config.yaml"), "--since", "2026-01-01")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_ledger_of_another_environment_or_newer_schema_stops_the_run(tmp_path: Path) -> None:
+    config = warehouse(tmp_path, [order("A")])
+    run(config, Platform())
+    production = config.model_copy(
+        update={"destination": config.destination.model_copy(update={"environment": "production"})}
+    )
+    platform = Platform()
+    with pytest.raises(ConfigError, match="records environment 'development'"):
+        run(production, platform)
+    with duckdb.connect(str(config.ledger.path)) as con:
+        con.execute("UPDATE ledger_meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(ConfigError, match="schema version 99, newer"):
+        run(config, platform)
+    assert platform.seen == []

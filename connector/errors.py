@@ -11,6 +11,7 @@ EXIT_ROWS_NOT_ACCEPTED = 1
 EXIT_CONFIG = 2
 EXIT_FATAL = 3
 EXIT_LOCKED = 4
+EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM: stopped gracefully
 
 
 class ConnectorError(Exception):

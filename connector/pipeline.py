@@ -10,6 +10,8 @@ in its module), or hold more than a few chunks in memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
 import uuid
 from collections import deque
@@ -278,7 +280,10 @@ async def _deliver_all(
     sender: Sender,
     report: RunReport,
     progress: Progress | None,
+    stopping: asyncio.Event,
 ) -> None:
+    """Prepare, record and send every chunk; after `stopping` is set, start nothing new
+    but let the requests in flight finish and settle."""
     transport = config.destination.transport.value
     parts = prepare(config, since, until, limit, lookup=ledger.lookup)
     settler = _Settler(ledger)
@@ -295,7 +300,7 @@ async def _deliver_all(
                 progress(report)
 
     try:
-        while (part := await asyncio.to_thread(next, parts, None)) is not None:
+        while not stopping.is_set() and (part := await asyncio.to_thread(next, parts, None)):
             report.rows_read += part.rows_read
             report.rows_duplicate += part.duplicates
             report.rows_skipped_ledger += part.skipped
@@ -307,6 +312,8 @@ async def _deliver_all(
                 )
                 await asyncio.to_thread(ledger.record, rows_to_record, report.run_id, transport)
                 for request in part.requests:
+                    if stopping.is_set():
+                        break  # its rows stay pending; the next run sends them
                     rows = part.encoded.slice(request.start, request.batches)
                     send = _send(sender, settler, rows, request.body, report)
                     tasks.add(asyncio.create_task(send))
@@ -321,6 +328,24 @@ async def _deliver_all(
         await settler.close()  # every answer received is in the ledger before the run ends
         await asyncio.to_thread(parts.close)
         report.requests, report.retries = sender.stats.requests, sender.stats.retries
+
+
+def _on_stop_signals(stopping: asyncio.Event, work: asyncio.Task[None] | None) -> None:
+    """SIGINT/SIGTERM: the first stops starting new requests, a second cancels the run.
+
+    Only where signals can be handled (the main thread); elsewhere the caller's own
+    cancellation applies.
+    """
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stopping.is_set() and work is not None:
+            work.cancel()
+        stopping.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(sig, on_signal)
 
 
 def sync(
@@ -363,21 +388,27 @@ def sync(
         transport=transport,
     )
 
-    async def run() -> None:
+    async def run() -> bool:
+        """Deliver everything; True when a signal stopped the run early."""
+        stopping = asyncio.Event()
+        _on_stop_signals(stopping, asyncio.current_task())
         async with client:
-            sender = Sender(client, destination, sleep=sleep)
+            sender = Sender(client, destination, sleep=sleep, stopping=stopping)
             await _deliver_all(
-                config, since, until, limit, dry_run, ledger, sender, report, progress
+                config, since, until, limit, dry_run, ledger, sender, report, progress, stopping
             )
+        return stopping.is_set()
 
     with Ledger.open(config.ledger.path, destination.environment) as ledger:
         ledger.start_run(report.run_id, report.mode, since, until)
         try:
-            asyncio.run(run())
-            report.finish(fatal=False)
+            stopped = asyncio.run(run())
+            report.finish(fatal=False, interrupted=stopped)
         except FatalSendError as exc:
             report.message = str(exc)
             report.finish(fatal=True)
+        except asyncio.CancelledError:  # a second signal
+            report.finish(fatal=False, interrupted=True)
         finally:
             report.duration_s = round(time.monotonic() - started, 3)
             if report.status == "running":

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from connector.errors import EXIT_FATAL, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED
+from connector.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED
 
 
 @dataclass
@@ -19,7 +19,7 @@ class RunReport:
 
     run_id: str
     mode: str  # sync | backfill | dry_run
-    status: str = "running"  # succeeded | completed_with_rejections | failed
+    status: str = "running"  # succeeded | completed_with_rejections | failed | interrupted
     rows_read: int = 0
     rows_rejected_local: int = 0
     rows_skipped_ledger: int = 0
@@ -42,9 +42,12 @@ class RunReport:
         settled = self.accepted + self.rejected + self.failed
         return settled + self.rows_rejected_local + self.rows_skipped_ledger + self.rows_duplicate
 
-    def finish(self, fatal: bool) -> None:
+    def finish(self, fatal: bool, interrupted: bool = False) -> None:
         if fatal:
             self.status = "failed"
+        elif interrupted:
+            self.status = "interrupted"
+            self.message = "stopped by a signal: answered requests are settled, the rest pending"
         elif self.rows_rejected_local or self.rejected or self.failed:
             self.status = "completed_with_rejections"
         else:
@@ -52,7 +55,8 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return {"succeeded": EXIT_OK, "failed": EXIT_FATAL}.get(self.status, EXIT_ROWS_NOT_ACCEPTED)
+        codes = {"succeeded": EXIT_OK, "failed": EXIT_FATAL, "interrupted": EXIT_INTERRUPTED}
+        return codes.get(self.status, EXIT_ROWS_NOT_ACCEPTED)
 
 
 @dataclass

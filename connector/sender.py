@@ -146,6 +146,7 @@ class Sender:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self.client = client
         self.destination = destination
@@ -156,15 +157,19 @@ class Sender:
         rate = destination.max_batches_per_second
         self._bucket = TokenBucket(rate, max(rate, 100.0), clock, sleep)
         self._slots = asyncio.Semaphore(destination.concurrency)
+        self._stopping = stopping or asyncio.Event()
 
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
         ceiling = self.destination.retry_base_s * 2 ** (attempt - 1)
         return self._rng.uniform(0, min(self.destination.retry_max_s, ceiling))
 
-    async def _attempt(self, body: bytes, batches: int) -> Outcome:
+    async def _attempt(self, body: bytes, batches: int, first: bool) -> Outcome | None:
+        """One HTTP attempt; None when stopping before a request's first attempt."""
         await self._bucket.acquire(batches)
         async with self._slots:
+            if first and self._stopping.is_set():
+                return None
             self.stats.requests += 1
             try:
                 response = await self.client.post(self.url, content=body)
@@ -173,14 +178,21 @@ class Sender:
             return classify(response)
 
     async def deliver(self, batches: pl.DataFrame, body: bytes) -> Delivery:
-        """Send `body`, the request of `batches` (`_request_id`, `_body`), until settled."""
+        """Send `body`, the request of `batches` (`_request_id`, `_body`), until settled.
+
+        Once `stopping` is set, a request not yet sent is not sent (empty `status`); one
+        already sent is still retried until it is settled.
+        """
         status: dict[str, tuple[str, str | None]] = {}
         remaining = batches.select("_request_id", "_body")
         attempts, reached = 0, False
         outcome = Outcome("retry", None, "not sent")
         while remaining.height:
             attempts += 1
-            outcome = await self._attempt(body, remaining.height)
+            attempted = await self._attempt(body, remaining.height, first=attempts == 1)
+            if attempted is None:  # never sent: the rows stay pending
+                return Delivery({}, None, 0)
+            outcome = attempted
             reached = reached or outcome.http_status is not None
             if outcome.action == "fatal":
                 raise FatalSendError(outcome.message)

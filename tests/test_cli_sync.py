@@ -166,3 +166,35 @@ def test_sigkill_mid_sync_then_rerun_loses_nothing(
     ledger = tmp_path / "ledger.duckdb"
     assert ledger_refs(ledger, "accepted") == set(sandbox.accepted_refs())
     assert ledger_refs(ledger, "pending") == set()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_gracefully_and_the_rerun_resends_nothing(
+    tmp_path: Path,
+    example_dir: Path,
+    manifest: dict[str, Any],
+    sandbox_factory: StartSandbox,
+    sig: signal.Signals,
+) -> None:
+    sandbox = sandbox_factory()
+    config = sync_config(tmp_path, example_dir, sandbox.url, max_batches_per_second=400)
+    args = [sys.executable, "-m", "connector", "sync", "--config", str(config), *WINDOW, "--json"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while sandbox.stats()["batches"] < manifest["valid"] // 4:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)  # polling the other process, not waiting out a timer
+    process.send_signal(sig)
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 130
+    report = json.loads(out)
+    assert report["status"] == "interrupted" and report["failed"] == 0
+    assert 0 < report["accepted"] < manifest["valid"]
+    ledger = tmp_path / "ledger.duckdb"
+    assert ledger_refs(ledger, "accepted") == set(sandbox.accepted_refs())  # in flight settled
+
+    code, rerun, _ = sync(config)
+    assert code == 1 and rerun["accepted"] == manifest["valid"] - report["accepted"]
+    stats = sandbox.stats()
+    assert stats["unique_confirmationrefs"] == stats["batches"] == manifest["valid"]
+    assert (stats["duplicate_confirmationrefs"], stats["resent"]) == (0, 0)

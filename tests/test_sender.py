@@ -196,3 +196,22 @@ def test_token_bucket_paces_batches_per_second() -> None:
     asyncio.run(run())
     assert now[0] == pytest.approx(4.0)
     assert all(w == pytest.approx(0.5) for w in waits)
+
+
+def test_stopping_skips_unsent_requests_but_settles_sent_ones() -> None:
+    async def run() -> tuple[Delivery, Delivery, int]:
+        stopping = asyncio.Event()
+        recorder = Recorder(httpx.Response(503), httpx.Response(202))
+
+        async def sleep(_: float) -> None:
+            stopping.set()  # the stop arrives while the first request waits to retry
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(recorder)) as client:
+            sender = Sender(client, destination(), sleep=sleep, stopping=stopping)
+            sent = await sender.deliver(batches(2), body_of(batches(2)))
+            unsent = await sender.deliver(batches(1), body_of(batches(1)))
+        return sent, unsent, len(recorder.seen)
+
+    sent, unsent, requests = asyncio.run(run())
+    assert set(sent.status.values()) == {("accepted", None)}  # retried until settled
+    assert (unsent.status, unsent.attempts, requests) == ({}, 0, 2)  # never sent

@@ -347,7 +347,7 @@ def transform(
     `rows` numbers the rows for messages (`_row`); by default 1, 2, 3, ...
     """
     for name, dtype in chunk.schema.items():
-        if isinstance(dtype, _NESTED) or dtype == pl.Object:
+        if isinstance(dtype, _NESTED):
             raise SourceError(f"column {name} has type {dtype}; return scalar values only")
     extra = unknown_columns(chunk.columns, mapping.unknown_columns)
     hashed = set(mapping.hash)

@@ -200,19 +200,25 @@ class RunDedup:
 
     def duplicates(self, refs: pl.Series) -> pl.Series:
         """True for each ref an earlier row of this run (or this chunk) already had."""
-        chunk_refs = pl.DataFrame({"ref": refs.cast(pl.String)})
-        self._con.register("chunk_refs", chunk_refs)
+        chunk = pl.DataFrame({"ref": refs.cast(pl.String)})
+        self._con.register("chunk_refs", chunk)
         try:
             earlier = self._con.sql(sql_file("run_dedup.sql")).pl()["ref"]
-            self._con.execute(sql_file("run_dedup_remember.sql"))
         finally:
             self._con.unregister("chunk_refs")
         ref = pl.col("ref")
-        return chunk_refs.select(
+        marked = chunk.with_columns(
             (ref.is_not_null() & (~ref.is_first_distinct() | ref.is_in(earlier.implode())))
             .fill_null(False)
             .alias("duplicate")
-        ).to_series()
+        )
+        first_seen = marked.filter(ref.is_not_null() & ~pl.col("duplicate")).select("ref")
+        self._con.register("first_seen", first_seen)
+        try:
+            self._con.execute("INSERT INTO seen SELECT ref FROM first_seen")
+        finally:
+            self._con.unregister("first_seen")
+        return marked["duplicate"]
 
     def close(self) -> None:
         self._con.close()

@@ -205,7 +205,7 @@ def write_config(directory: Path, name: str, url: str, rate: float) -> Path:
 
 
 def run_sync(config_path: Path) -> RunReport:
-    report = sync(load_config(config_path), SINCE, UNTIL)
+    report = sync(load_config(config_path), SINCE, UNTIL, now=UNTIL)
     if report.status == "failed":
         raise SystemExit(f"sync failed: {report.message}")
     return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from connector import source
+from connector import clock, source
 from connector.config import Config, load_config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
 from connector.pipeline import sync, sync_window, validate
@@ -53,10 +53,9 @@ def _commands() -> None:
 def parse_time(text: str, option: str) -> datetime:
     """An ISO 8601 date or timestamp; a naive one is UTC."""
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option}: expected an ISO date or timestamp like 2026-11-01 or 2026-11-01T12:00Z")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return clock.utc(text, option)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
@@ -64,8 +63,10 @@ def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _window(config: Config, since: str | None, until: str | None) -> tuple[datetime, datetime]:
-    default_since, default_until = sync_window(config)
+def _window(
+    config: Config, since: str | None, until: str | None, now: datetime
+) -> tuple[datetime, datetime]:
+    default_since, default_until = sync_window(config, now)
     start = parse_time(since, "--since") if since else default_since
     end = parse_time(until, "--until") if until else default_until
     if start >= end:
@@ -115,9 +116,9 @@ def validate_command(
     defaults to the sync's.
     """
     try:
-        loaded = load_config(config)
-        start, end = _window(loaded, since, until)
-        report = validate(loaded, start, end, show=show)
+        loaded, now = load_config(config), clock.now()
+        start, end = _window(loaded, since, until, now)
+        report = validate(loaded, start, end, now, show=show)
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     if as_json:
@@ -197,14 +198,16 @@ def sync_command(
     another run holds the ledger.
     """
     try:
-        loaded = load_config(config)
-        start, end = _window(loaded, since, until)
+        loaded, now = load_config(config), clock.now()
+        start, end = _window(loaded, since, until, now)
         if stderr.is_terminal and not as_json:
             total = source.count(loaded.source, start, end)
             with _ProgressBar(min(total, limit or total)) as bar:
-                report = sync(loaded, start, end, limit=limit, dry_run=dry_run, progress=bar)
+                report = sync(
+                    loaded, start, end, now=now, limit=limit, dry_run=dry_run, progress=bar
+                )
         else:
-            report = sync(loaded, start, end, limit=limit, dry_run=dry_run)
+            report = sync(loaded, start, end, now=now, limit=limit, dry_run=dry_run)
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     if as_json:

@@ -180,6 +180,15 @@ class MappingConfig(_Strict):
 
 class SyncConfig(_Strict):
     lookback: Duration = timedelta(days=7)
+    # The Event API takes events up to 30 days old; older ones are rejected locally.
+    max_event_age: Duration = timedelta(days=30)
+
+    @field_validator("lookback", "max_event_age")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 class LedgerConfig(_Strict):

@@ -18,13 +18,15 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import TypeVar
 
 import httpx
 import polars as pl
 
-from connector import __version__, source
-from connector.config import Config, Transport
+from connector import __version__, clock, source
+from connector.clock import epoch_ms, oldest_event
+from connector.config import Config, DestinationConfig, Transport
 from connector.errors import ConfigError, FatalSendError
 from connector.ledger import Ledger, RunDedup
 from connector.payload import Request, encode, pack
@@ -36,6 +38,7 @@ REJECTED_COLUMNS = [c for c in META if c != "_message_id"]
 ENCODED_COLUMNS = [*META, "_body", "_payload_sha256", "_request_id"]
 Lookup = Callable[[pl.Series], pl.DataFrame]
 Progress = Callable[[RunReport], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,14 @@ class Prepared:
     rejected: pl.DataFrame  # REJECTED_COLUMNS of the rows rejected locally
 
 
-def sync_window(config: Config, now: datetime | None = None) -> tuple[datetime, datetime]:
+def sync_window(config: Config, now: datetime) -> tuple[datetime, datetime]:
     """`[now - sync.lookback, now)` in UTC."""
-    until = now or datetime.now(UTC)
-    return until - config.sync.lookback, until
+    return now - config.sync.lookback, now
+
+
+def _oldest_ms(config: Config, now: datetime) -> int:
+    """Events before this (UTC epoch ms) are `too_old` for a run at `now`."""
+    return epoch_ms(oldest_event(now, config.sync.max_event_age))
 
 
 def _settled_before(frame: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
@@ -65,11 +72,16 @@ def _settled_before(frame: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
 
 
 def _prepare_chunk(
-    chunk: pl.DataFrame, rows: pl.Series, config: Config, redact: bool, known: pl.DataFrame
+    chunk: pl.DataFrame,
+    rows: pl.Series,
+    config: Config,
+    redact: bool,
+    known: pl.DataFrame,
+    oldest_ms: int,
 ) -> tuple[pl.DataFrame, list[Request], pl.DataFrame, int]:
     """Transform, encode, drop what the ledger settled, and pack one deduplicated chunk."""
     environment = config.destination.environment
-    valid, rejected = split(transform(chunk, config.mapping, environment, rows))
+    valid, rejected = split(transform(chunk, config.mapping, environment, rows, oldest_ms))
     encoded, too_large = split(encode(valid, environment, redact))
     rejected = pl.concat([rejected, too_large], how="diagonal").select(REJECTED_COLUMNS)
     settled = _settled_before(encoded, known)
@@ -87,13 +99,15 @@ def prepare(
     config: Config,
     since: datetime,
     until: datetime,
+    now: datetime,
     limit: int | None = None,
     redact: bool = False,
     workers: int = 2,
     lookup: Lookup | None = None,
 ) -> Generator[Prepared]:
     """Each chunk of `[since, until)`: deduplicated, checked against the ledger
-    (`lookup`), transformed, encoded and packed.
+    (`lookup`), transformed, encoded and packed; a run at `now` rejects events older
+    than `sync.max_event_age` as `too_old`.
 
     Deduplication and the ledger lookup run first, on each chunk in source order, so
     the first row with a confirmationref wins; then up to `workers` chunks are
@@ -112,7 +126,7 @@ def prepare(
         encoded, requests, rejected, skipped = future.result()
         return Prepared(rows_read, duplicates, skipped, encoded, requests, rejected)
 
-    first_row = 1
+    first_row, oldest_ms = 1, _oldest_ms(config, now)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
             for chunk in source.chunks(config.source, since, until, limit):
@@ -122,7 +136,13 @@ def prepare(
                 keep = ~dedup.duplicates(refs)
                 known = lookup(refs.filter(keep)) if lookup else nothing_known
                 future = pool.submit(
-                    _prepare_chunk, chunk.filter(keep), rows.filter(keep), config, redact, known
+                    _prepare_chunk,
+                    chunk.filter(keep),
+                    rows.filter(keep),
+                    config,
+                    redact,
+                    known,
+                    oldest_ms,
                 )
                 in_flight.append((chunk.height, chunk.height - int(keep.sum()), future))
                 if len(in_flight) > workers:
@@ -139,12 +159,13 @@ def validate(
     config: Config,
     since: datetime,
     until: datetime,
+    now: datetime,
     show: int = 0,
     examples_per_reason: int = 3,
 ) -> ValidationReport:
     """Run the front half without sending; plain PII in shown payloads is redacted."""
     report = ValidationReport(since=since, until=until)
-    for part in prepare(config, since, until, redact=True):
+    for part in prepare(config, since, until, now, redact=True):
         report.rows_read += part.rows_read
         report.valid += part.encoded.height
         report.duplicates += part.duplicates
@@ -274,6 +295,7 @@ async def _deliver_all(
     config: Config,
     since: datetime,
     until: datetime,
+    now: datetime,
     limit: int | None,
     dry_run: bool,
     ledger: Ledger,
@@ -285,7 +307,7 @@ async def _deliver_all(
     """Prepare, record and send every chunk; after `stopping` is set, start nothing new
     but let the requests in flight finish and settle."""
     transport = config.destination.transport.value
-    parts = prepare(config, since, until, limit, lookup=ledger.lookup)
+    parts = prepare(config, since, until, now, limit, lookup=ledger.lookup)
     settler = _Settler(ledger)
     tasks: set[asyncio.Task[None]] = set()
     high_water = 4 * config.destination.concurrency  # requests queued ahead of the wire
@@ -348,35 +370,11 @@ def _on_stop_signals(stopping: asyncio.Event, work: asyncio.Task[None] | None) -
             loop.add_signal_handler(sig, on_signal)
 
 
-def sync(
-    config: Config,
-    since: datetime,
-    until: datetime,
-    *,
-    mode: str = "sync",
-    limit: int | None = None,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> RunReport:
-    """Send the conversions of `[since, until)` that the ledger has not settled.
-
-    Every conversion is written `pending` before its request leaves and settled
-    after the response; the run's report lands in the ledger's `runs` table. A fatal
-    error (credentials refused, endpoint unreachable) ends the run with status
-    `failed` and its message in `report.message`.
-    """
-    destination = config.destination
-    if destination.transport != Transport.EVENTS_API:
-        raise ConfigError(
-            f"destination.transport: {destination.transport} is not implemented yet; "
-            "use events_api (nothing was sent)"
-        )
-    report = RunReport(run_id=str(uuid.uuid4()), mode="dry_run" if dry_run else mode)
-    started = time.monotonic()
+def _client(
+    destination: DestinationConfig, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncClient:
     secret = destination.api_secret.get_secret_value() if destination.api_secret else ""
-    client = httpx.AsyncClient(
+    return httpx.AsyncClient(
         auth=httpx.BasicAuth(destination.api_key.get_secret_value(), secret),
         headers={
             "User-Agent": f"rokt-connector/{__version__}",
@@ -388,30 +386,111 @@ def sync(
         transport=transport,
     )
 
-    async def run() -> bool:
-        """Deliver everything; True when a signal stopped the run early."""
-        stopping = asyncio.Event()
-        _on_stop_signals(stopping, asyncio.current_task())
-        async with client:
-            sender = Sender(client, destination, sleep=sleep, stopping=stopping)
-            await _deliver_all(
-                config, since, until, limit, dry_run, ledger, sender, report, progress, stopping
-            )
-        return stopping.is_set()
 
-    with Ledger.open(config.ledger.path, destination.environment) as ledger:
-        ledger.start_run(report.run_id, report.mode, since, until)
-        try:
-            stopped = asyncio.run(run())
-            report.finish(fatal=False, interrupted=stopped)
-        except FatalSendError as exc:
-            report.message = str(exc)
-            report.finish(fatal=True)
-        except asyncio.CancelledError:  # a second signal
-            report.finish(fatal=False, interrupted=True)
-        finally:
-            report.duration_s = round(time.monotonic() - started, 3)
-            if report.status == "running":
-                report.status = "failed"
-            ledger.finish_run(report.as_dict(), report.message)
+def check_transport(config: Config) -> None:
+    """Refuse, before anything is read, a transport that is not built yet."""
+    if config.destination.transport != Transport.EVENTS_API:
+        raise ConfigError(
+            f"destination.transport: {config.destination.transport} is not implemented yet; "
+            "use events_api (nothing was sent)"
+        )
+
+
+async def run(
+    config: Config,
+    since: datetime,
+    until: datetime,
+    *,
+    ledger: Ledger,
+    stopping: asyncio.Event,
+    now: datetime,
+    mode: str = "sync",
+    limit: int | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RunReport:
+    """One run over `[since, until)` on an open ledger, as of `now`.
+
+    Every conversion is written `pending` before its request leaves and settled
+    after the response; the run's report lands in the ledger's `runs` table. A fatal
+    error (credentials refused, endpoint unreachable) ends the run with status
+    `failed` and its message in `report.message`; once `stopping` is set no new
+    request starts and the run ends `interrupted`.
+    """
+    report = RunReport(run_id=str(uuid.uuid4()), mode="dry_run" if dry_run else mode)
+    started = time.monotonic()
+    ledger.start_run(report.run_id, report.mode, since, until)
+    try:
+        async with _client(config.destination, transport) as client:
+            sender = Sender(client, config.destination, sleep=sleep, stopping=stopping)
+            await _deliver_all(
+                config,
+                since,
+                until,
+                now,
+                limit,
+                dry_run,
+                ledger,
+                sender,
+                report,
+                progress,
+                stopping,
+            )
+        report.finish(fatal=False, interrupted=stopping.is_set())
+    except FatalSendError as exc:
+        report.message = str(exc)
+        report.finish(fatal=True)
+    except asyncio.CancelledError:  # a second signal
+        report.finish(fatal=False, interrupted=True)
+    finally:
+        report.duration_s = round(time.monotonic() - started, 3)
+        if report.status == "running":
+            report.status = "failed"
+        ledger.finish_run(report.as_dict(), report.message)
     return report
+
+
+async def until_stopped(work: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """Run `work(stopping)` with SIGINT/SIGTERM setting `stopping` (see `_on_stop_signals`)."""
+    stopping = asyncio.Event()
+    _on_stop_signals(stopping, asyncio.current_task())
+    return await work(stopping)
+
+
+def sync(
+    config: Config,
+    since: datetime,
+    until: datetime,
+    *,
+    now: datetime | None = None,
+    mode: str = "sync",
+    limit: int | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RunReport:
+    """Send the conversions of `[since, until)` that the ledger has not settled (see
+    `run`); `now` (default: the clock) decides which events are too old."""
+    check_transport(config)
+    with Ledger.open(config.ledger.path, config.destination.environment) as ledger:
+        return asyncio.run(
+            until_stopped(
+                lambda stopping: run(
+                    config,
+                    since,
+                    until,
+                    ledger=ledger,
+                    stopping=stopping,
+                    now=now or clock.now(),
+                    mode=mode,
+                    limit=limit,
+                    dry_run=dry_run,
+                    progress=progress,
+                    transport=transport,
+                    sleep=sleep,
+                )
+            )
+        )

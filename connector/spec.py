@@ -129,6 +129,11 @@ REASONS: dict[str, str] = {
     "missing_confirmationref": "confirmationref is empty; every conversion needs its order id",
     "missing_event_time": "event_time is empty",
     "invalid_event_time": "event_time is not an ISO 8601 timestamp",
+    "too_old": (
+        "event_time is older than sync.max_event_age (default 30d), which the Event API "
+        "does not accept; raise sync.max_event_age only if Rokt confirms your account "
+        "takes older events"
+    ),
     "missing_conversiontype": "conversiontype is empty; select it or set mapping.conversiontype",
     "invalid_email": "email is neither an email address nor a 64-hex SHA-256",
     "invalid_hash": "a *sha256 column is not 64 hex characters",

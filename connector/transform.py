@@ -341,10 +341,12 @@ def transform(
     mapping: MappingConfig,
     environment: str,
     rows: pl.Series | None = None,
+    oldest_ms: int | None = None,
 ) -> pl.DataFrame:
     """Payload-ready values, ledger columns and `_reason` for every row of `chunk`.
 
-    `rows` numbers the rows for messages (`_row`); by default 1, 2, 3, ...
+    `rows` numbers the rows for messages (`_row`); by default 1, 2, 3, ... An event
+    before `oldest_ms` (UTC epoch ms; see `sync.max_event_age`) is `too_old`.
     """
     for name, dtype in chunk.schema.items():
         if isinstance(dtype, _NESTED):
@@ -407,6 +409,8 @@ def transform(
     out.reject("missing_confirmationref", ref.is_null())
     out.reject("missing_event_time", _n("event_time").is_null() & ~_bad("event_time"))
     out.reject("invalid_event_time", _bad("event_time"))
+    if oldest_ms is not None:
+        out.reject("too_old", _n("event_time") < oldest_ms)
     out.reject("missing_conversiontype", conversiontype.is_null())
     out.reject("missing_identity", pl.all_horizontal(e.is_null() for e in identities))
 

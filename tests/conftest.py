@@ -15,10 +15,15 @@ import httpx
 import pytest
 import yaml
 
+from connector.clock import NOW_VARIABLE
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))
 
 ANCHOR = date(2026, 11, 1)  # fixed, so the example rows are the same on every day
+# Every run in the tests (in process or a CLI subprocess) takes the anchor as "now", so
+# no test depends on the real date; a test wanting another "now" sets the variable.
+os.environ[NOW_VARIABLE] = f"{ANCHOR.isoformat()}T00:00:00Z"
 EXAMPLE_ROWS = 3000
 SECRET = "s3cr3t-Do-Not-Print-7f3a"
 API_KEY = "key-Visible-Not-Secret-91"

@@ -101,7 +101,7 @@ def test_clean_source_exits_0(tmp_path: Path) -> None:
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute(
             "CREATE TABLE o AS SELECT 'R' || i AS confirmationref, 'u' || i || '@x.co' AS email,"
-            " 'purchase' AS conversiontype, TIMESTAMP '2026-10-01 12:00' AS event_time "
+            " 'purchase' AS conversiontype, TIMESTAMP '2026-10-20 12:00' AS event_time "
             "FROM range(10) r(i)"
         )
     (tmp_path / "query.sql").write_text(

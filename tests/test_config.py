@@ -16,7 +16,7 @@ def test_env_vars_paths_and_defaults(tmp_path: Path) -> None:
     config = base_config(
         tmp_path,
         destination={"api_key": "${MY_KEY}", "api_secret": "${MY_SECRET:-fallback}"},
-        sync={"lookback": "36h"},
+        sync={"lookback": "36h", "max_event_age": "45d"},
     )
     loaded = load_config(write_config(tmp_path, config), env={"MY_KEY": "k1"})
     assert loaded.destination.api_key.get_secret_value() == "k1"
@@ -26,6 +26,10 @@ def test_env_vars_paths_and_defaults(tmp_path: Path) -> None:
     assert loaded.source.database == tmp_path / "warehouse.duckdb"
     assert loaded.ledger.path == tmp_path / "ledger.duckdb"
     assert loaded.sync.lookback == timedelta(hours=36)
+    assert loaded.sync.max_event_age == timedelta(days=45)
+    assert load_config(write_config(tmp_path, base_config(tmp_path))).sync.max_event_age == (
+        timedelta(days=30)
+    )
     assert loaded.destination.transport == Transport.EVENTS_API
     assert loaded.destination.max_batches_per_second == 270
     assert loaded.mapping.hash == ("email", "firstname", "lastname", "mobile", "zip")
@@ -51,6 +55,7 @@ def test_missing_env_var_names_the_variable_and_key(tmp_path: Path) -> None:
         ("mapping", {"hash": ["email", "city"]}, "cannot hash city"),
         ("mapping", {"unknown_columns": "keep"}, "mapping.unknown_columns"),
         ("sync", {"lookback": "a week"}, "sync.lookback"),
+        ("sync", {"max_event_age": "0d"}, "sync.max_event_age: must be longer than 0s"),
         ("source", {"chunk_rows": -5}, "source.chunk_rows"),
         ("source", {"parquet": {"bad name": "x.parquet"}}, "plain SQL identifier"),
     ],

@@ -77,7 +77,7 @@ class Platform:
 
 
 def run(config: Config, platform: Platform, **options: Any) -> RunReport:
-    return sync(config, SINCE, UNTIL, transport=httpx.MockTransport(platform), **options)
+    return sync(config, SINCE, UNTIL, now=UNTIL, transport=httpx.MockTransport(platform), **options)
 
 
 def ledger(config: Config) -> dict[str, tuple[str, str | None, int, str | None]]:
@@ -101,7 +101,7 @@ def test_pending_is_written_before_the_request_leaves(tmp_path: Path) -> None:
         seen_in_ledger.append(dict(rows))
         return httpx.Response(202)
 
-    report = sync(config, SINCE, UNTIL, transport=httpx.MockTransport(handler))
+    report = sync(config, SINCE, UNTIL, now=UNTIL, transport=httpx.MockTransport(handler))
     assert seen_in_ledger == [{"A": "pending", "B": "pending"}]
     assert report.accepted == 2
     assert {s for s, *_ in ledger(config).values()} == {"accepted"}

@@ -253,3 +253,32 @@ def test_conversiontype_constant_and_unknown_column_policies() -> None:
 def test_nested_column_is_a_clear_error() -> None:
     with pytest.raises(SourceError, match="column tags has type"):
         run([{**ROW, "tags": ["a", "b"]}])
+
+
+def test_an_event_older_than_the_cutoff_is_too_old_and_the_cutoff_itself_is_not() -> None:
+    cutoff = datetime(2026, 10, 2, tzinfo=UTC)
+    times = [cutoff - timedelta(milliseconds=1), cutoff, cutoff + timedelta(days=1)]
+    frame = pl.DataFrame(
+        {
+            "confirmationref": ["old", "edge", "fresh"],
+            "email": ["a@b.co"] * 3,
+            "conversiontype": ["purchase"] * 3,
+            "event_time": [t.isoformat() for t in times],
+        }
+    )
+    cutoff_ms = int(cutoff.timestamp() * 1000)
+    out = transform(frame, MappingConfig(), "development", oldest_ms=cutoff_ms)
+    assert out["_reason"].to_list() == ["too_old", None, None]
+    assert transform(frame, MappingConfig(), "development")["_reason"].null_count() == 3
+
+
+def test_too_old_comes_after_the_event_time_checks_and_before_the_rest() -> None:
+    old = {**ROW, "event_time": "2020-01-01T00:00:00Z"}
+    cases = [old, {**old, "email": "N/A", "conversiontype": None}, {**ROW, "event_time": "x"}]
+    frame = transform(
+        pl.DataFrame(cases), MappingConfig(), "development", oldest_ms=2 * 10**12
+    )  # 2033
+    assert frame["_reason"].to_list() == ["too_old", "too_old", "invalid_event_time"]
+    codes = list(REASONS)
+    assert codes.index("invalid_event_time") < codes.index("too_old") < codes.index("invalid_email")
+    assert "sync.max_event_age" in REASONS["too_old"]

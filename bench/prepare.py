@@ -26,7 +26,7 @@ import mparticle
 import yaml
 
 from connector.config import load_config
-from connector.payload import NS_REQUEST, pack
+from connector.payload import NS_REQUEST
 from connector.pipeline import prepare
 from connector.transform import NS_MESSAGE
 
@@ -75,7 +75,7 @@ def vectorized(config_path: Path) -> tuple[int, int, float]:
     rows = requests = 0
     for part in prepare(config, SINCE, UNTIL, now=UNTIL):
         rows += part.encoded.height
-        requests += len(pack(part.encoded["_body"]))
+        requests += len(part.requests)
     return rows, requests, time.perf_counter() - started
 
 

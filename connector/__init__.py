@@ -5,6 +5,7 @@ The public API is what this module exports; everything else is private.
 
 __version__ = "0.1.0"
 
+import connector._allocator  # noqa: F401  (before polars loads)
 from connector.config import Config, load_config
 from connector.errors import (
     ConfigError,

@@ -14,7 +14,6 @@ import json
 import uuid
 from bisect import bisect_right
 from dataclasses import dataclass
-from itertools import accumulate
 
 import polars as pl
 
@@ -231,21 +230,32 @@ def pack(
 
     Bulk: a JSON array of as many consecutive batches as fit in `max_batches` and
     `max_bytes` (greedy, order kept). Otherwise one batch per request. Every batch
-    must already fit alone (`encode` rejects larger ones).
+    must already fit alone (`encode` rejects larger ones). The bodies are joined by
+    polars; Python only walks the request boundaries.
     """
     if bodies.is_empty():
         return []
     if not bulk:
-        return [Request(text.encode(), i, i + 1) for i, text in enumerate(bodies.to_list())]
-    texts = bodies.to_list()
+        texts = bodies.cast(pl.Binary).to_list()
+        return [Request(text, i, i + 1) for i, text in enumerate(texts)]
     # ends[i]: bytes of batches 0..i, each with the "," or "]" that follows it
-    ends = list(accumulate((bodies.str.len_bytes() + 1).to_list()))
-    requests = []
+    ends = (bodies.str.len_bytes().cast(pl.Int64) + 1).cum_sum().to_list()
+    stops: list[int] = []
     start = 0
-    while start < len(texts):
+    while start < len(ends):
         base = ends[start - 1] if start else 0
-        last = min(start + max_batches, len(texts))
+        last = min(start + max_batches, len(ends))
         stop = max(start + 1, bisect_right(ends, base + max_bytes - 1, start, last))  # and "["
-        requests.append(Request(f"[{','.join(texts[start:stop])}]".encode(), start, stop))
+        stops.append(stop)
         start = stop
-    return requests
+    request = pl.Series(stops).search_sorted(pl.int_range(len(ends), eager=True), side="right")
+    joined = (
+        pl.DataFrame({"request": request, "body": bodies})
+        .group_by("request", maintain_order=True)
+        .agg(pl.concat_str(pl.lit("["), pl.col("body").str.join(","), pl.lit("]")).alias("body"))
+        .get_column("body")
+        .cast(pl.Binary)
+        .to_list()
+    )
+    starts = [0, *stops[:-1]]
+    return [Request(body, a, b) for body, a, b in zip(joined, starts, stops, strict=True)]

@@ -65,7 +65,9 @@ def _oldest_ms(config: Config, now: datetime) -> int:
 
 def _settled_before(frame: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
     """True where the ledger has the row `accepted`, or `rejected` with the same payload."""
-    joined = frame.join(known, left_on="_ref", right_on="ref", how="left", maintain_order="left")
+    joined = frame.select("_ref", "_payload_sha256").join(
+        known, left_on="_ref", right_on="ref", how="left", maintain_order="left"
+    )
     same_payload = pl.col("payload_sha256") == pl.col("_payload_sha256")
     done = (pl.col("status") == "accepted") | ((pl.col("status") == "rejected") & same_payload)
     return joined.select(done.fill_null(False)).to_series()

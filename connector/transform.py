@@ -102,17 +102,13 @@ def out_name(place: Place | str, key: str) -> str:
     return f"{place}.{key}"
 
 
-def _blank_to_null(expr: pl.Expr) -> pl.Expr:
-    return pl.when(expr.str.len_bytes() > 0).then(expr)
-
-
 # What Python's str.strip() removes (Unicode White_Space plus \x1c-\x1f): "trim" in
 # ATTRIBUTES.md means exactly this, so anyone can reproduce a hash with .strip().
 WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
 
 
 def _text(column: str) -> pl.Expr:
-    return _blank_to_null(pl.col(column).cast(pl.String).str.strip_chars(WHITESPACE))
+    return pl.col(column).cast(pl.String).str.strip_chars(WHITESPACE).replace("", None)
 
 
 def _n(column: str) -> pl.Expr:

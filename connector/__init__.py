@@ -11,11 +11,13 @@ from connector.errors import (
     ConfigError,
     ConnectorError,
     FatalSendError,
+    Interrupted,
     RetryableSendError,
     RowRejected,
     SourceError,
 )
-from connector.pipeline import sync, validate
+from connector.jobs import sync, validate
+from connector.ledger import LedgerLocked
 from connector.report import RunReport, ValidationReport
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "ConfigError",
     "ConnectorError",
     "FatalSendError",
+    "Interrupted",
+    "LedgerLocked",
     "RetryableSendError",
     "RowRejected",
     "RunReport",

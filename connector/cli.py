@@ -7,6 +7,7 @@ codes of DESIGN.md. Must not: contain pipeline logic, or print a secret or raw P
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from datetime import datetime
@@ -18,10 +19,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from connector import clock, source
-from connector.config import Config, load_config
+from connector import clock, jobs, logs, source
+from connector.config import Config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
-from connector.pipeline import sync, sync_window, validate
+from connector.logs import LogFormat
+from connector.pipeline import sync_window
 from connector.report import RunReport, ValidationReport
 from connector.sandbox import SandboxSettings, serve
 from connector.spec import REASONS
@@ -50,28 +52,43 @@ def _commands() -> None:
     """Send conversions from a DuckDB/Parquet warehouse to Rokt, each exactly once."""
 
 
-def parse_time(text: str, option: str) -> datetime:
-    """An ISO 8601 date or timestamp; a naive one is UTC."""
+def parse_time(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 date or timestamp (a naive one is UTC), or None when not given."""
     try:
-        return clock.utc(text, option)
+        return None if text is None else clock.utc(text, option)
     except ValueError as exc:
         fail(str(exc))
 
 
+_log_format = LogFormat.TEXT
+
+
+def _start_logs(log_format: LogFormat) -> None:
+    """Events (and errors) on stderr in `log_format`, through the console the progress
+    bar uses, so lines never tear it."""
+    global _log_format
+    _log_format = log_format
+    logs.configure(log_format, lambda line: stderr.out(line, highlight=False))
+
+
+def _error(message: str) -> None:
+    if _log_format == LogFormat.JSON:
+        logs.event("error", logging.ERROR, message=message)
+    else:
+        stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+
+
 def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    _error(message)
     raise typer.Exit(code)
 
 
 def _window(
     config: Config, since: str | None, until: str | None, now: datetime
 ) -> tuple[datetime, datetime]:
-    default_since, default_until = sync_window(config, now)
-    start = parse_time(since, "--since") if since else default_since
-    end = parse_time(until, "--until") if until else default_until
-    if start >= end:
-        fail(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
-    return start, end
+    """The command's `[--since, --until)`, defaulting to the sync's window at `now`."""
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    return jobs.bounds(start, end, sync_window(config, now))
 
 
 def _print_validation(report: ValidationReport, config_path: Path) -> None:
@@ -116,9 +133,9 @@ def validate_command(
     defaults to the sync's.
     """
     try:
-        loaded, now = load_config(config), clock.now()
+        loaded, now = jobs.as_config(config), clock.now()
         start, end = _window(loaded, since, until, now)
-        report = validate(loaded, start, end, now, show=show)
+        report = jobs.validate(loaded, start, end, now=now, show=show)
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     if as_json:
@@ -130,12 +147,16 @@ def validate_command(
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON report on stdout.")]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(help="Events on stderr: readable lines, or one JSON object per line."),
+]
 
 
 class _ProgressBar:
     """Rows done, accepted, batches/s and ETA on stderr (only when it is a terminal)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, show: bool) -> None:
         self._bar = Progress(
             TextColumn("[bold]sync[/]"),
             BarColumn(),
@@ -146,6 +167,7 @@ class _ProgressBar:
             TimeRemainingColumn(),
             console=stderr,
             transient=True,
+            disable=not show,
         )
         self._task = self._bar.add_task("sync", total=total, accepted=0, rate=0.0)
         self._started = time.monotonic()
@@ -189,6 +211,7 @@ def sync_command(
     ] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Read at most N rows.")] = None,
     as_json: JsonOption = False,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Send the conversions of the window that the ledger has not settled.
 
@@ -197,25 +220,26 @@ def sync_command(
     error, 3 when credentials were refused or the endpoint was unreachable, 4 when
     another run holds the ledger.
     """
+    _start_logs(log_format)
     try:
-        loaded, now = load_config(config), clock.now()
+        loaded, now = jobs.as_config(config), clock.now()
         start, end = _window(loaded, since, until, now)
-        if stderr.is_terminal and not as_json:
-            total = source.count(loaded.source, start, end)
-            with _ProgressBar(min(total, limit or total)) as bar:
-                report = sync(
-                    loaded, start, end, now=now, limit=limit, dry_run=dry_run, progress=bar
-                )
-        else:
-            report = sync(loaded, start, end, now=now, limit=limit, dry_run=dry_run)
+        show = stderr.is_terminal and not as_json
+        total = source.count(loaded.source, start, end) if show else 0
+        with _ProgressBar(min(total, limit or total), show) as bar:
+            report = jobs.sync(
+                loaded, start, end, now=now, limit=limit, dry_run=dry_run, progress=bar
+            )
     except ConnectorError as exc:
-        fail(str(exc), exc.exit_code)
+        if exc.report is None:
+            fail(str(exc), exc.exit_code)
+        report = exc.report
     if as_json:
         sys.stdout.write(json.dumps(report.as_dict()) + "\n")
     else:
         _print_run(report)
     if report.message:
-        stderr.print(f"[bold red]error:[/] {report.message}", highlight=False)
+        _error(report.message)
     raise typer.Exit(report.exit_code)
 
 

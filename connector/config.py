@@ -258,7 +258,7 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{loc}: {message}"
 
 
-def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
+def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Config:
     """Read, expand and validate a config file; raise `ConfigError` naming what is wrong."""
     path = Path(path)
     try:

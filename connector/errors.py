@@ -6,6 +6,11 @@ went wrong and what to do next. Must not: carry secrets or raw PII in a message.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from connector.report import RunReport
+
 EXIT_OK = 0
 EXIT_ROWS_NOT_ACCEPTED = 1
 EXIT_CONFIG = 2
@@ -15,9 +20,14 @@ EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM: stopped gracefully
 
 
 class ConnectorError(Exception):
-    """Base of every error the connector raises on purpose."""
+    """Base of every error the connector raises on purpose.
+
+    `report` is set when a run (or backfill) had started: what it did before it
+    stopped, as the ledger's `runs` table also records it.
+    """
 
     exit_code = EXIT_CONFIG
+    report: RunReport | None = None
 
 
 class ConfigError(ConnectorError):
@@ -46,6 +56,13 @@ class FatalSendError(ConnectorError):
     """Credentials refused or endpoint unreachable after retries; the run stops."""
 
     exit_code = EXIT_FATAL
+
+
+class Interrupted(ConnectorError):
+    """SIGINT/SIGTERM stopped the run: answered requests are settled, the rest stays
+    `pending` for the next run, which resends it with the same request ids."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 def exit_code_for(error: BaseException) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import time
 import uuid
@@ -24,7 +25,7 @@ from typing import TypeVar
 import httpx
 import polars as pl
 
-from connector import __version__, clock, source
+from connector import __version__, clock, logs, source
 from connector.clock import epoch_ms, oldest_event
 from connector.config import Config, DestinationConfig, Transport
 from connector.errors import ConfigError, FatalSendError
@@ -318,8 +319,11 @@ async def _deliver_all(
         nonlocal tasks
         while tasks and (wait_for_all or len(tasks) >= high_water):
             done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # re-raises FatalSendError
+            # every failure is retrieved (none is left for the garbage collector to
+            # report); the first is re-raised (FatalSendError)
+            failures = [e for task in done if (e := task.exception()) is not None]
+            if failures:
+                raise failures[0]
             if progress:
                 progress(report)
 
@@ -424,6 +428,7 @@ async def run(
     report = RunReport(run_id=str(uuid.uuid4()), mode="dry_run" if dry_run else mode)
     started = time.monotonic()
     ledger.start_run(report.run_id, report.mode, since, until)
+    logs.event("run_started", run_id=report.run_id, mode=report.mode, since=since, until=until)
     try:
         async with _client(config.destination, transport) as client:
             sender = Sender(client, config.destination, sleep=sleep, stopping=stopping)
@@ -451,7 +456,12 @@ async def run(
         if report.status == "running":
             report.status = "failed"
         ledger.finish_run(report.as_dict(), report.message)
+        level = _LOG_LEVEL.get(report.status, logging.WARNING)
+        logs.event("run_finished", level, **report.as_dict(), since=since, until=until)
     return report
+
+
+_LOG_LEVEL = {"succeeded": logging.INFO, "failed": logging.ERROR}
 
 
 async def until_stopped(work: Callable[[asyncio.Event], Awaitable[T]]) -> T:

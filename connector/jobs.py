@@ -1,0 +1,108 @@
+"""The users' jobs as a Python API, for orchestrators and for the CLI: validate, the
+scheduled sync and the backfill (whose windows live in `connector.windows`).
+
+Owns: accepting a config path or a loaded `Config`, the run's `now` (the clock unless
+given), the sync's window, and turning a run that stopped early into an exception
+an orchestrator understands: `FatalSendError` (exit code 3) or `Interrupted` (130),
+with the run's report attached; `ConfigError`, `SourceError` (2) and `LedgerLocked`
+(4) come from below, before anything is sent. A run that finished with rejected or
+failed rows returns its report (`status` completed_with_rejections, `exit_code` 1).
+Must not: print (events go through `connector.logs`), or hold pipeline logic.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+
+from connector import clock, pipeline
+from connector.config import Config, load_config
+from connector.errors import ConfigError, FatalSendError, Interrupted
+from connector.report import RunReport, ValidationReport
+
+ConfigLike = Config | str | os.PathLike[str]
+Moment = datetime | date | str
+
+
+def as_config(config: ConfigLike) -> Config:
+    """A loaded config, or the file at a path loaded (ConfigError when it is wrong)."""
+    return config if isinstance(config, Config) else load_config(config)
+
+
+def run_now(now: Moment | None) -> datetime:
+    """The run's present: `now` in UTC, or the clock."""
+    return clock.now() if now is None else clock.utc(now, "now")
+
+
+def bounds(
+    since: Moment | None, until: Moment | None, default: tuple[datetime, datetime]
+) -> tuple[datetime, datetime]:
+    """`[since, until)` in UTC, each defaulting to `default`'s; ConfigError unless
+    since < until."""
+    try:
+        start = default[0] if since is None else clock.utc(since, "since")
+        end = default[1] if until is None else clock.utc(until, "until")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if start >= end:
+        raise ConfigError(
+            f"since ({start.isoformat()}) must be before until ({end.isoformat()}); "
+            "the window is [since, until)"
+        )
+    return start, end
+
+
+def raise_if_stopped(report: RunReport) -> RunReport:
+    """The report of a finished run; an exception (with `.report`) for one that stopped."""
+    error: FatalSendError | Interrupted
+    if report.status == "failed":
+        error = FatalSendError(report.message or "the run failed")
+    elif report.status == "interrupted":
+        error = Interrupted(report.message or "stopped by a signal")
+    else:
+        return report
+    error.report = report
+    raise error
+
+
+def sync(
+    config: ConfigLike,
+    since: Moment | None = None,
+    until: Moment | None = None,
+    *,
+    now: Moment | None = None,
+    dry_run: bool = False,
+    limit: int | None = None,
+    progress: pipeline.Progress | None = None,
+) -> RunReport:
+    """Send the conversions of `[since, until)` (default: `[now - sync.lookback, now)`)
+    that the ledger has not settled; return the run report.
+
+    Times may be datetimes, dates or ISO 8601 text; naive ones are UTC. `now`
+    (default: the clock, or `ROKT_CONNECTOR_NOW`) also decides which events are
+    older than `sync.max_event_age`. Raises `ConfigError`, `SourceError`,
+    `LedgerLocked` before sending, `FatalSendError` when credentials are refused or
+    the endpoint stays unreachable, `Interrupted` on SIGINT/SIGTERM; each has
+    `exit_code`, and the last two carry the run's `report`.
+    """
+    loaded, moment = as_config(config), run_now(now)
+    start, end = bounds(since, until, pipeline.sync_window(loaded, moment))
+    report = pipeline.sync(
+        loaded, start, end, now=moment, dry_run=dry_run, limit=limit, progress=progress
+    )
+    return raise_if_stopped(report)
+
+
+def validate(
+    config: ConfigLike,
+    since: Moment | None = None,
+    until: Moment | None = None,
+    *,
+    now: Moment | None = None,
+    show: int = 0,
+) -> ValidationReport:
+    """Check config, query and mapping over the sync's window (or `[since, until)`)
+    and count rows by outcome, as `sync` would at `now`; send and record nothing."""
+    loaded, moment = as_config(config), run_now(now)
+    start, end = bounds(since, until, pipeline.sync_window(loaded, moment))
+    return pipeline.validate(loaded, start, end, moment, show=show)

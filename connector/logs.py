@@ -1,0 +1,80 @@
+"""Log events of the sync and the backfill, for people and for log shippers.
+
+Owns: `event()`, which emits one named event with its fields on the `connector`
+logger (a library user's own logging config receives them: Airflow and Dagster show
+them in the task log), and `configure()`, the CLI's two formats on stderr: `text`
+(one readable line per event) and `json` (one object per line: `timestamp`, `level`,
+`event`, then the event's fields). Must not: log raw PII, a secret, a request body
+or a row's values: events carry ids, window bounds, counts and the connector's own
+messages only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+
+LOGGER = logging.getLogger("connector")
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def event(name: str, level: int = logging.INFO, **fields: object) -> None:
+    """Log event `name` with `fields` (ids, times, counts, messages; never row values)."""
+    LOGGER.log(level, name, extra={"fields": fields})
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value if value is None or isinstance(value, bool | int | float) else str(value)
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, log_format: LogFormat) -> None:
+        super().__init__()
+        self._json = log_format == LogFormat.JSON
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: _plain(v) for k, v in getattr(record, "fields", {}).items()}
+        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        head = {
+            "timestamp": when.replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+        }
+        if self._json:
+            return json.dumps(head | fields, ensure_ascii=False)
+        pairs = (
+            f"{key}={json.dumps(value) if isinstance(value, str) and ' ' in value else value}"
+            for key, value in fields.items()
+            if value is not None
+        )
+        return " ".join([*head.values(), *pairs])
+
+
+class _Handler(logging.Handler):
+    def __init__(self, write: Callable[[str], None]) -> None:
+        super().__init__()
+        self._write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._write(self.format(record))
+        except Exception:  # a broken log sink must not break the run
+            self.handleError(record)
+
+
+def configure(log_format: LogFormat, write: Callable[[str], None]) -> None:
+    """Send the connector's events at INFO and above to `write`, one line each."""
+    handler = _Handler(write)
+    handler.setFormatter(_Formatter(log_format))
+    LOGGER.handlers = [handler]
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False

@@ -260,6 +260,38 @@ def sandbox_command(
     ] = 0.0,
     latency: Annotated[float, typer.Option(min=0, help="Seconds before each answer.")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the fault injection.")] = None,
+    burst_503: Annotated[
+        float, typer.Option(min=0, max=1, help="Chance a request starts a burst of 503s.")
+    ] = 0.0,
+    storm_429: Annotated[
+        float, typer.Option(min=0, max=1, help="Chance a request starts a storm of 429s.")
+    ] = 0.0,
+    burst_length: Annotated[
+        int, typer.Option(min=1, help="Requests in one 503 burst or 429 storm.")
+    ] = 5,
+    retry_after_max: Annotated[
+        int, typer.Option(min=0, help="Injected 429s say Retry-After 0..N seconds.")
+    ] = 1,
+    reset_rate: Annotated[
+        float,
+        typer.Option(
+            min=0, max=1, help="Fraction of requests whose connection drops before the answer."
+        ),
+    ] = 0.0,
+    slow_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fraction answered --slow seconds late.")
+    ] = 0.0,
+    slow: Annotated[float, typer.Option(min=0, help="Delay of a late answer (s).")] = 5.0,
+    hang_rate: Annotated[
+        float, typer.Option(min=0, max=1, help="Fraction of requests never answered.")
+    ] = 0.0,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="Remember what was received in this file, across restarts."),
+    ] = None,
+    keep_bodies: Annotated[
+        int, typer.Option(min=0, help="Accepted batches kept for /_sandbox/batches.")
+    ] = 10_000,
 ) -> None:
     """Run the local Event API emulator (strict as the platform; see DESIGN.md)."""
     settings = SandboxSettings(
@@ -270,6 +302,16 @@ def sandbox_command(
         reject_rate=reject_rate,
         latency_s=latency,
         seed=seed,
+        keep_bodies=keep_bodies,
+        burst_503_rate=burst_503,
+        storm_429_rate=storm_429,
+        burst_length=burst_length,
+        retry_after_max_s=retry_after_max,
+        reset_rate=reset_rate,
+        slow_rate=slow_rate,
+        slow_s=slow,
+        hang_rate=hang_rate,
+        journal=journal,
     )
     try:
         serve(

@@ -3,9 +3,11 @@
 Owns: the ASGI app (`create_app`) answering `POST /v2/events` and `POST /v2/bulkevents`
 as the real service does (HTTP Basic auth, request limits, per-batch validation by seed
 001, ATTRIBUTES.md and the limits in `spec`; 202 / 400 / 401 / 403 / 429 / 5xx), fault
-injection (fail rate, reject rate, token-bucket rate limit, latency), the record of what
-it accepted (`/_sandbox/stats`, `/_sandbox/batches`, `/_sandbox/reset`), and `serve`
-(uvicorn on a socket it binds itself, loopback only unless asked).
+injection (fail rate, bursts of 503s, storms of 429s, reject rate, token-bucket rate
+limit, latency, dropped connections, late answers, requests never answered), the record
+of what it received and accepted (`/_sandbox/stats`, `/_sandbox/batches`,
+`/_sandbox/reset`; optionally journaled to a file so a restarted sandbox remembers), and
+`serve` (uvicorn on a socket it binds itself, loopback only unless asked).
 Must not: import the connector's sending code or decide anything for it; echo the
 Authorization header, the secret or any batch value (messages name fields, never their
 contents); read time or sleep except through the injected `clock`, `wall_clock` and
@@ -20,6 +22,7 @@ import binascii
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import random
 import re
@@ -28,13 +31,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import IO, Any, Literal, NamedTuple
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from connector.config import is_loopback_host
 from connector.spec import (
@@ -92,7 +97,7 @@ CUSTOM_EVENT_TYPES = frozenset(
     }
 )
 REJECTED_BY_SANDBOX = "rejected_by_sandbox"
-# --fail-rate picks one of these uniformly (429 with Retry-After 0 or 1).
+# --fail-rate picks one of these uniformly (429 with Retry-After 0..--retry-after-max).
 FAULTS = (
     (500, "internal_error"),
     (502, "bad_gateway"),
@@ -117,20 +122,47 @@ class SandboxSettings:
     latency_s: float = 0.0
     seed: int | None = None
     keep_bodies: int = 10_000
+    # Each rate is the chance that one request meets that fault (0 = never).
+    burst_503_rate: float = 0.0  # starts a burst: this and the next requests get 503
+    storm_429_rate: float = 0.0  # starts a storm: this and the next requests get 429
+    burst_length: int = 5  # requests in one burst or storm
+    retry_after_max_s: int = 1  # Retry-After of injected 429s: whole seconds 0..this
+    reset_rate: float = 0.0  # the connection drops mid-answer (half the time after recording)
+    slow_rate: float = 0.0  # the batches are recorded but the answer comes `slow_s` late
+    slow_s: float = 5.0
+    hang_rate: float = 0.0  # never answered: held until the client gives up
+    journal: Path | None = None  # JSON lines of what was received; replayed on start
     clock: Callable[[], float] = time.monotonic  # the token bucket's time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     wall_clock: Callable[[], float] = time.time  # `received_at` of recorded batches
 
     def __post_init__(self) -> None:
-        for name in ("fail_rate", "reject_rate"):
+        for name in _RATES:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
+        if self.burst_length < 1:
+            raise ValueError("burst_length must be at least 1")
+        if self.retry_after_max_s < 0:
+            raise ValueError("retry_after_max_s must not be negative")
+        if not self.slow_s >= 0:
+            raise ValueError("slow_s must not be negative")
         if self.rate_limit is not None and not self.rate_limit > 0:
             raise ValueError("rate_limit must be a positive number of batches per second")
         if not self.latency_s >= 0:
             raise ValueError("latency_s must not be negative")
         if self.keep_bodies < 0:
             raise ValueError("keep_bodies must not be negative")
+
+
+_RATES = (
+    "fail_rate",
+    "reject_rate",
+    "burst_503_rate",
+    "storm_429_rate",
+    "reset_rate",
+    "slow_rate",
+    "hang_rate",
+)
 
 
 class Invalid(Exception):
@@ -154,6 +186,7 @@ class Reply:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    fate: Literal["answer", "drop", "hang"] = "answer"  # drop: the connection breaks mid-answer
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -391,24 +424,40 @@ def _parse(body: bytes) -> object:
 
 
 class Sandbox:
-    """The emulator's state: counters, idempotency memory, token bucket, kept bodies."""
+    """The emulator's state: counters, idempotency memory, token bucket, kept bodies.
+
+    With `settings.journal`, every receipt and acceptance is appended to that file
+    (flushed before the answer) and replayed on start, so a sandbox killed and started
+    again on the same journal still knows what it accepted: resends and duplicates
+    are detected across the restart. Counters of requests and responses are per process.
+    """
 
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
         self._credentials = f"{settings.api_key}:{settings.api_secret}".encode()
+        self._journal: IO[str] | None = None
         self.reset()
+        if settings.journal is not None:
+            self._replay(settings.journal)
+            self._journal = settings.journal.open("a", encoding="utf-8")
 
     def reset(self) -> None:
-        """Forget everything recorded; the random faults restart from the seed."""
+        """Forget everything recorded (the journal too); the faults restart from the seed."""
+        if self._journal is not None:
+            self._journal.truncate(0)
         self._rng = random.Random(self.settings.seed)
         rate = self.settings.rate_limit
         self._capacity = max(rate or 0.0, float(MAX_BATCHES_PER_REQUEST))
         self._tokens = self._capacity
         self._refilled_at = self.settings.clock()
         self._accepted: set[str] = set()
+        self._receipts: dict[str, int] = {}  # source_request_id -> times it arrived
         self._refs: dict[tuple[str, str], str] = {}
         self._bodies: list[dict[str, Any]] = []
+        self._burst_kind, self._burst_left = "", 0
         self.requests = 0
+        self.in_flight = 0
+        self.max_receipts = 0
         self.batches = 0
         self.duplicate_confirmationrefs = 0
         self.resent = 0
@@ -417,12 +466,46 @@ class Sandbox:
         self.rejections_by_code: Counter[str] = Counter()
         self.request_errors_by_code: Counter[str] = Counter()
         self.responses_by_status: Counter[int] = Counter()
+        self.faults_by_kind: Counter[str] = Counter()
+
+    def close(self) -> None:
+        """Close the journal (the record stays in the file for the next sandbox)."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def _replay(self, path: Path) -> None:
+        """Take back what an earlier sandbox on this journal received and accepted."""
+        if not path.exists():
+            return
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # the last line, cut short when that sandbox was killed
+                if "receipt" in event:
+                    self._receipt(event["receipt"])
+                elif "accepted" in event:
+                    self._record(event["accepted"])
+                elif "resent" in event:
+                    self.resent += 1
+
+    def _log(self, event: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.write(json.dumps(event, separators=(",", ":")) + "\n")
+            self._journal.flush()
+
+    def _receipt(self, request_id: str) -> None:
+        count = self._receipts[request_id] = self._receipts.get(request_id, 0) + 1
+        self.max_receipts = max(self.max_receipts, count)
 
     def stats(self) -> dict[str, Any]:
         statuses = Counter(dict.fromkeys(_SHOWN_STATUSES, 0))
         statuses.update({str(s): n for s, n in self.responses_by_status.items()})
         return {
             "requests": self.requests,
+            "in_flight": self.in_flight,
             "batches": self.batches,
             "unique_confirmationrefs": len(self._refs),
             "duplicate_confirmationrefs": self.duplicate_confirmationrefs,
@@ -432,10 +515,16 @@ class Sandbox:
             "request_errors_by_code": dict(sorted(self.request_errors_by_code.items())),
             "responses_by_status": dict(sorted(statuses.items())),
             "max_batches_per_request": self.max_batches_per_request,
+            "max_receipts": self.max_receipts,
+            "faults_by_kind": dict(sorted(self.faults_by_kind.items())),
         }
 
     def recorded(self, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
-        return {"total": self.batches, "batches": self._bodies[offset : offset + limit]}
+        """Accepted batches in order; `receipts`: how often each arrived (all attempts)."""
+        page = self._bodies[offset : offset + limit]
+        receipts = self._receipts
+        shown = [{**r, "receipts": receipts.get(r["source_request_id"], 0)} for r in page]
+        return {"total": self.batches, "batches": shown}
 
     def authorize(self, header: str | None) -> Reply | None:
         """None when the header carries this sandbox's key and secret; else 401 / 403."""
@@ -484,25 +573,77 @@ class Sandbox:
                 )
         except Invalid as exc:
             problem = exc
+        for batch in batches:
+            request_id = batch.get("source_request_id") if isinstance(batch, dict) else None
+            if isinstance(request_id, str):
+                self._receipt(request_id)
+                self._log({"receipt": request_id})
         cost = min(max(len(batches), 1), MAX_BATCHES_PER_REQUEST)
         refused = self._fault() or self._take_tokens(cost)
         if refused is not None:
             return refused
         if self.settings.latency_s > 0:
             await self.settings.sleep(self.settings.latency_s)
-        # From here to the reply nothing awaits: the bookkeeping is one atomic step.
+        # From here to the reply nothing awaits: the bookkeeping is one atomic step
+        # (a slow answer waits after it).
         if problem is not None:
             self.request_errors_by_code[problem.code] += 1
             return _error(400, problem.code, problem.message)
-        return self._settle(bulk, batches)
+        mishap = self._mishap()
+        if mishap == "hang":
+            return Reply(0, {}, fate="hang")
+        if mishap == "reset" and self._rng.random() < 0.5:
+            return Reply(202, {}, fate="drop")  # lost on the way in: nothing recorded
+        reply = self._settle(bulk, batches)
+        if mishap == "reset":
+            return Reply(reply.status, reply.body, fate="drop")  # recorded; the answer is lost
+        if mishap == "slow":
+            await self.settings.sleep(self.settings.slow_s)
+        return reply
 
     def _fault(self) -> Reply | None:
-        rate = self.settings.fail_rate
+        """A 503 of a burst, a 429 of a storm, or a --fail-rate fault; None for none."""
+        settings = self.settings
+        if not self._burst_left:
+            for kind, rate in (
+                ("burst_503", settings.burst_503_rate),
+                ("storm_429", settings.storm_429_rate),
+            ):
+                if rate > 0 and self._rng.random() < rate:
+                    self._burst_kind, self._burst_left = kind, settings.burst_length
+                    break
+        if self._burst_left:
+            self._burst_left -= 1
+            self.faults_by_kind[self._burst_kind] += 1
+            if self._burst_kind == "burst_503":
+                return _error(503, "service_unavailable", "sandbox --burst-503 injected a 503")
+            return _error(
+                429, "too_many_requests", "sandbox --storm-429 injected a 429", self._wait()
+            )
+        rate = settings.fail_rate
         if rate <= 0 or self._rng.random() >= rate:
             return None
         status, code = self._rng.choice(FAULTS)
-        headers = {"Retry-After": str(self._rng.randint(0, 1))} if status == 429 else {}
+        self.faults_by_kind["fail"] += 1
+        headers = self._wait() if status == 429 else {}
         return _error(status, code, f"sandbox --fail-rate injected a {status}", headers)
+
+    def _wait(self) -> dict[str, str]:
+        return {"Retry-After": str(self._rng.randint(0, self.settings.retry_after_max_s))}
+
+    def _mishap(self) -> Literal["hang", "reset", "slow"] | None:
+        """Whether this valid request is never answered, dropped, or answered late."""
+        settings = self.settings
+        kinds: tuple[tuple[Literal["hang", "reset", "slow"], float], ...] = (
+            ("hang", settings.hang_rate),
+            ("reset", settings.reset_rate),
+            ("slow", settings.slow_rate),
+        )
+        for kind, rate in kinds:
+            if rate > 0 and self._rng.random() < rate:
+                self.faults_by_kind[kind] += 1
+                return kind
+        return None
 
     def _take_tokens(self, cost: int) -> Reply | None:
         rate = self.settings.rate_limit
@@ -533,11 +674,20 @@ class Sandbox:
                 continue
             if checked.source_request_id in self._accepted:
                 self.resent += 1
+                self._log({"resent": checked.source_request_id})
             elif self.settings.reject_rate > 0 and self._rng.random() < self.settings.reject_rate:
                 message = "sandbox --reject-rate rejected this batch"
                 errors.append(self._rejection(REJECTED_BY_SANDBOX, message, bulk, index, batch))
             else:
-                self._record(checked)
+                record = {
+                    "received_at": self.settings.wall_clock(),
+                    "source_request_id": checked.source_request_id,
+                    "environment": checked.environment,
+                    "confirmationref": checked.confirmationref,
+                    "batch": checked.batch,
+                }
+                self._record(record)
+                self._log({"accepted": record})
         if not bulk and errors and errors[0]["code"] != REJECTED_BY_SANDBOX:
             return Reply(400, {"errors": errors})
         return Reply(202, {"errors": errors} if errors else {})
@@ -555,21 +705,15 @@ class Sandbox:
             error["source_request_id"] = request_id
         return error
 
-    def _record(self, checked: Checked) -> None:
-        self._accepted.add(checked.source_request_id)
-        key = (checked.environment, checked.confirmationref)
-        if self._refs.setdefault(key, checked.source_request_id) != checked.source_request_id:
+    def _record(self, record: dict[str, Any]) -> None:
+        request_id = record["source_request_id"]
+        self._accepted.add(request_id)
+        key = (record["environment"], record["confirmationref"])
+        if self._refs.setdefault(key, request_id) != request_id:
             self.duplicate_confirmationrefs += 1
         self.batches += 1
         if len(self._bodies) < self.settings.keep_bodies:
-            self._bodies.append(
-                {
-                    "received_at": self.settings.wall_clock(),
-                    "source_request_id": checked.source_request_id,
-                    "confirmationref": checked.confirmationref,
-                    "batch": checked.batch,
-                }
-            )
+            self._bodies.append(record)
 
 
 async def _read_capped(request: Request) -> bytes | None:
@@ -591,6 +735,28 @@ def _json(reply: Reply) -> Response:
     return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
 
+class _Dropped(Response):
+    """Starts the answer, then breaks the connection before its body arrives."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"64")]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        # Returning now, the body unsent, makes the server close the connection.
+
+
+async def _until_disconnected(request: Request) -> None:
+    """Wait until the client gives up on this request (its body is already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps uvicorn from logging each connection the sandbox drops on purpose as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
 def create_app(settings: SandboxSettings) -> Starlette:
     """The sandbox ASGI app; its state is `app.state.sandbox` (a `Sandbox`)."""
     sandbox = Sandbox(settings)
@@ -598,9 +764,19 @@ def create_app(settings: SandboxSettings) -> Starlette:
     def post(bulk: bool) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             sandbox.requests += 1
-            reply = sandbox.authorize(request.headers.get("authorization"))
-            if reply is None:
-                reply = await sandbox.receive(bulk, await _read_capped(request))
+            sandbox.in_flight += 1
+            try:
+                reply = sandbox.authorize(request.headers.get("authorization"))
+                if reply is None:
+                    reply = await sandbox.receive(bulk, await _read_capped(request))
+                if reply.fate == "hang":
+                    await _until_disconnected(request)
+            finally:
+                sandbox.in_flight -= 1
+            if reply.fate == "hang":
+                return Response(status_code=204)  # nobody is listening any more
+            if reply.fate == "drop":
+                return _Dropped(status_code=reply.status)
             sandbox.responses_by_status[reply.status] += 1
             return _json(reply)
 
@@ -686,7 +862,9 @@ def serve(
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"http://{shown}:{bound_port}"
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="off")
+    app = create_app(settings)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     server = _Server(config, (lambda: ready(url)) if ready is not None else None)
     try:
         server.run(sockets=[sock])
@@ -694,3 +872,4 @@ def serve(
         pass  # Ctrl-C: uvicorn has shut down gracefully and re-raised the signal
     finally:
         sock.close()
+        app.state.sandbox.close()

@@ -25,6 +25,7 @@ ANCHOR = date(2026, 11, 1)  # fixed, so the example rows are the same on every d
 # no test depends on the real date; a test wanting another "now" sets the variable.
 os.environ[NOW_VARIABLE] = f"{ANCHOR.isoformat()}T00:00:00Z"
 EXAMPLE_ROWS = 3000
+SMALL_EXAMPLE_ROWS = 600
 SECRET = "s3cr3t-Do-Not-Print-7f3a"
 API_KEY = "key-Visible-Not-Secret-91"
 
@@ -67,6 +68,35 @@ def manifest(example_dir: Path) -> dict[str, Any]:
     return data
 
 
+@pytest.fixture(scope="session")
+def small_example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A 600-row example warehouse and its manifest, for the many runs of chaos tests."""
+    from build_warehouse import build
+
+    out = tmp_path_factory.mktemp("small_example")
+    return out, build(out, rows=SMALL_EXAMPLE_ROWS, seed=11, anchor=ANCHOR)
+
+
+# Rows the chaos and crash tests add (one per scenario); printed as a table at the end.
+CHAOS_TABLE: list[dict[str, Any]] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not CHAOS_TABLE:
+        return
+    columns = list(CHAOS_TABLE[0])
+    cells = [columns, *([str(row[c]) for c in columns] for row in CHAOS_TABLE)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    terminalreporter.section("chaos: what the ledger and the sandbox saw under each fault")
+    for line in cells:
+        terminalreporter.write_line(
+            " | ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+
+
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `python -m connector ARGS` as a user would, capturing its output."""
     return subprocess.run(
@@ -83,8 +113,12 @@ class SandboxProcess:
     """`rokt-connector sandbox` running on a free loopback port."""
 
     def __init__(self, *options: str) -> None:
+        self.options = options
+        self._start(port=0)
+
+    def _start(self, port: int) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "connector", "sandbox", "--port", "0", *options],
+            [sys.executable, "-m", "connector", "sandbox", "--port", str(port), *self.options],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -96,6 +130,17 @@ class SandboxProcess:
             raise RuntimeError(f"sandbox did not start: {line!r}")
         self.url = line.removeprefix("sandbox listening on ").strip()
 
+    def kill(self) -> None:
+        """SIGKILL: requests in flight break off, new connections are refused."""
+        self.process.kill()
+        self.process.wait()
+        if self.process.stdout:
+            self.process.stdout.close()
+
+    def restart(self) -> None:
+        """Start it again on the same port with the same options (`--journal` remembers)."""
+        self._start(port=int(self.url.rsplit(":", 1)[1]))
+
     def get(self, path: str) -> Any:
         return httpx.get(self.url + path, timeout=10).json()
 
@@ -104,9 +149,13 @@ class SandboxProcess:
         return stats
 
     def accepted_refs(self) -> list[str]:
+        return [b["confirmationref"] for b in self.records()]
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every accepted batch (`source_request_id`, `confirmationref`, `receipts`, ...)."""
         total = self.get("/_sandbox/batches?limit=0")["total"]
-        batches = self.get(f"/_sandbox/batches?limit={total}")["batches"]
-        return [b["confirmationref"] for b in batches]
+        records: list[dict[str, Any]] = self.get(f"/_sandbox/batches?limit={total}")["batches"]
+        return records
 
     def stop(self) -> None:
         self.process.terminate()
@@ -133,13 +182,16 @@ def sandbox_factory() -> Iterator[Any]:
         process.stop()
 
 
-def sync_config(tmp: Path, example_dir: Path, url: str, **destination: Any) -> Path:
+def sync_config(
+    tmp: Path, example_dir: Path, url: str, chunk_rows: int = 1000, **destination: Any
+) -> Path:
     """A config that syncs the example warehouse to the sandbox at `url`."""
     config = base_config(
         tmp,
         source={
             "database": str(example_dir / "warehouse.duckdb"),
             "query": str(REPO / "sql" / "conversions.sql"),
+            "chunk_rows": chunk_rows,
         },
         destination={
             "base_url": url,

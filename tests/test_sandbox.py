@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 
 from connector.config import MappingConfig
 from connector.payload import encode, pack
-from connector.sandbox import FAULTS, Sandbox, SandboxSettings, create_app, serve
+from connector.sandbox import FAULTS, Reply, Sandbox, SandboxSettings, create_app, serve
 from connector.spec import (
     MAX_BATCH_BYTES,
     MAX_BATCHES_PER_REQUEST,
@@ -678,6 +678,104 @@ def test_bookkeeping_is_exact_with_many_requests_in_flight() -> None:
     assert stats["duplicate_confirmationrefs"] == 0
 
 
+def test_503_bursts_come_in_runs_of_burst_length() -> None:
+    sandbox = Client(burst_503_rate=0.1, burst_length=4, seed=2)
+    statuses = [sandbox.post(EVENTS, compact(batch(i))).status_code for i in range(120)]
+    runs = "".join("x" if s == 503 else "." for s in statuses).split(".")
+    lengths = {len(run) for run in runs if run}
+    assert lengths and lengths <= {4, 8, 12}  # back-to-back bursts join up
+    assert set(statuses) == {202, 503}
+    assert sandbox.stats()["faults_by_kind"] == {"burst_503": statuses.count(503)}
+
+
+def test_429_storms_say_retry_after_up_to_the_maximum() -> None:
+    sandbox = Client(storm_429_rate=1.0, burst_length=3, retry_after_max_s=5, seed=4)
+    responses = [sandbox.post(EVENTS, compact(batch())) for _ in range(60)]
+    assert {r.status_code for r in responses} == {429}
+    waits = {int(r.headers["Retry-After"]) for r in responses}
+    assert waits <= set(range(6)) and {0, 5} <= waits
+    assert sandbox.stats()["faults_by_kind"] == {"storm_429": 60}
+    assert sandbox.stats()["batches"] == 0
+    failing = Client(fail_rate=1.0, retry_after_max_s=5, seed=4)
+    fault_waits = {
+        int(r.headers["Retry-After"])
+        for r in (failing.post(EVENTS, compact(batch())) for _ in range(80))
+        if r.status_code == 429
+    }
+    assert max(fault_waits) > 1  # --fail-rate's 429s use the same maximum
+
+
+def answer(sandbox: Sandbox, body: str) -> Reply:
+    """One authorized request straight into the sandbox (no HTTP: drops and hangs show
+    as the reply's `fate`; tests over loopback show what a client sees)."""
+    return asyncio.run(sandbox.receive(bulk=True, body=body.encode()))
+
+
+def test_a_dropped_answer_is_sometimes_lost_before_and_sometimes_after_recording() -> None:
+    sandbox = Sandbox(SandboxSettings(reset_rate=1.0, seed=8))
+    replies = [answer(sandbox, bulk([batch(i)])) for i in range(40)]
+    assert {r.fate for r in replies} == {"drop"}
+    recorded = {r["confirmationref"] for r in sandbox.recorded()["batches"]}
+    assert 5 < len(recorded) < 35  # about half got in before the connection dropped
+    assert sandbox.stats()["faults_by_kind"] == {"reset": 40}
+
+
+def test_a_hung_request_records_nothing_and_a_slow_one_records_before_waiting() -> None:
+    hung = Sandbox(SandboxSettings(hang_rate=1.0))
+    assert answer(hung, bulk([batch()])).fate == "hang"
+    assert hung.stats()["batches"] == 0
+
+    waited: list[tuple[float, int]] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append((seconds, slow.batches))
+
+    slow = Sandbox(SandboxSettings(slow_rate=1.0, slow_s=7.5, sleep=sleep))
+    reply = answer(slow, bulk([batch(0), batch(1)]))
+    assert (reply.status, reply.fate) == (202, "answer")
+    assert waited == [(7.5, 2)]  # recorded first: the late answer may never be read
+
+
+def test_receipts_count_every_arrival_of_a_request_id() -> None:
+    sandbox = Client(fail_rate=0.5, seed=3)
+    body = bulk([batch(0), batch(1)])
+    statuses = [sandbox.post(BULK, body).status_code for _ in range(6)]
+    assert 202 in statuses and len(set(statuses)) > 1  # faults and answers both count
+    sandbox.post(BULK, bulk([batch(0)]))
+    records = sandbox.recorded()["batches"]
+    assert [(r["confirmationref"], r["receipts"]) for r in records] == [
+        ("ORD-00000", 7),
+        ("ORD-00001", 6),
+    ]
+    assert sandbox.stats()["max_receipts"] == 7
+
+
+def test_the_journal_brings_back_what_a_killed_sandbox_received(tmp_path: Path) -> None:
+    journal = tmp_path / "sandbox.journal"
+    first = Sandbox(SandboxSettings(journal=journal))
+    answer(first, bulk([batch(0), batch(1)]))
+    answer(first, bulk([batch(1)]))  # resent
+    with journal.open("a", encoding="utf-8") as file:
+        file.write('{"receipt": "cut sho')  # the line a SIGKILL interrupted
+
+    again = Sandbox(SandboxSettings(journal=journal))
+    assert again.recorded() == first.recorded()
+    for key in ("batches", "unique_confirmationrefs", "resent", "max_receipts"):
+        assert again.stats()[key] == first.stats()[key]
+    answer(again, bulk([batch(0)]))  # still known after the restart
+    other_id = batch(1) | {"source_request_id": "another-request-id"}
+    answer(again, bulk([other_id]))  # the same conversion under a new id
+    stats = again.stats()
+    assert (stats["resent"], stats["duplicate_confirmationrefs"]) == (2, 1)
+    again.reset()
+    assert journal.read_text() == ""
+    first.close()
+    again.close()
+    empty = Sandbox(SandboxSettings(journal=journal))
+    assert empty.stats()["batches"] == 0
+    empty.close()
+
+
 # --- records, pagination, reset -----------------------------------------------------
 
 
@@ -727,6 +825,11 @@ def test_settings_are_checked() -> None:
         {"rate_limit": 0},
         {"latency_s": -1},
         {"keep_bodies": -1},
+        {"burst_503_rate": 2},
+        {"hang_rate": -0.5},
+        {"burst_length": 0},
+        {"retry_after_max_s": -1},
+        {"slow_s": -1},
     ]
     for bad in bad_settings:
         with pytest.raises(ValueError):
@@ -780,3 +883,22 @@ def test_serve_for_real_over_loopback() -> None:
                 process.wait()
         assert process.stderr is not None
         assert "sandbox-secret" not in process.stderr.read()
+
+
+def test_over_loopback_a_dropped_answer_and_a_hung_request_are_network_errors(
+    sandbox_factory: Callable[..., Any],
+) -> None:
+    dropping = sandbox_factory("--reset-rate", "1", "--seed", "8")
+    hanging = sandbox_factory("--hang-rate", "1")
+    body = bulk([batch(0)]).encode()
+    with httpx.Client(auth=("sandbox-key", "sandbox-secret"), timeout=0.5) as client:
+        with pytest.raises(httpx.RemoteProtocolError):  # the headers came, the body never
+            client.post(dropping.url + BULK, content=body)
+        with pytest.raises(httpx.ReadTimeout):
+            client.post(hanging.url + BULK, content=body)
+    assert dropping.stats()["faults_by_kind"] == {"reset": 1}
+    deadline = time.monotonic() + 10
+    while hanging.stats()["in_flight"]:  # released once the client hung up
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert hanging.stats()["faults_by_kind"] == {"hang": 1}

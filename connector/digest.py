@@ -29,10 +29,21 @@ def sql_file(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
+def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection; every module opens its DuckDB through this one.
+
+    DuckDB draws a progress bar on stdout for queries slower than 2 s; it would break
+    `--json` (one JSON report on stdout), so it is off.
+    """
+    con = duckdb.connect(database)
+    con.execute("SET enable_progress_bar = false")  # its cursors inherit the setting
+    return con
+
+
 @cache
 def _engine() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB for digests; each call works in its own cursor."""
-    return duckdb.connect()
+    return connect()
 
 
 def quote_identifier(name: str) -> str:

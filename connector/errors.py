@@ -57,6 +57,10 @@ class FatalSendError(ConnectorError):
 
     exit_code = EXIT_FATAL
 
+    def __init__(self, message: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts  # HTTP attempts made for the request that failed
+
 
 class Interrupted(ConnectorError):
     """SIGINT/SIGTERM stopped the run: answered requests are settled, the rest stays

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from connector.digest import sql_file
+from connector.digest import connect, sql_file
 from connector.errors import EXIT_LOCKED, ConfigError, ConnectorError
 
 _ROW_COLUMNS: dict[str, pl.DataType] = {
@@ -78,7 +78,7 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         mask = os.umask(0o077)  # a new ledger file is owner-only from its first byte
         try:
-            con = duckdb.connect(str(path))
+            con = connect(str(path))
         except duckdb.Error as exc:
             raise _open_error(path, exc) from None
         finally:
@@ -195,7 +195,7 @@ class RunDedup:
     """Remembers the confirmationrefs of one run; the first row with a ref wins."""
 
     def __init__(self) -> None:
-        self._con = duckdb.connect()
+        self._con = connect()
         self._con.execute("CREATE TABLE seen (ref VARCHAR)")  # appends; no index to maintain
 
     def duplicates(self, refs: pl.Series) -> pl.Series:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 import httpx
 import polars as pl
@@ -40,6 +41,28 @@ ENCODED_COLUMNS = [*META, "_body", "_payload_sha256", "_request_id"]
 Lookup = Callable[[pl.Series], pl.DataFrame]
 Progress = Callable[[RunReport], None]
 T = TypeVar("T")
+P = ParamSpec("P")
+# For tests only: `<point>:<n>` makes the process SIGKILL itself the n-th time a sync
+# reaches <point>, so crash tests hit each point exactly (see `_crash_point`).
+CRASH_AT_ENV = "ROKT_CONNECTOR_CRASH_AT"
+_crashes_reached: Counter[str] = Counter()
+
+
+def _crash_point(point: str) -> None:
+    """A place a crash test can kill the run (`CRASH_AT_ENV`); nothing happens otherwise.
+
+    `read`: a chunk is read and prepared, nothing of it recorded, the query still open;
+    `recorded`: a chunk's rows are written `pending`, none of its requests has left;
+    `settle`: answers have come back, their final states not yet in the ledger.
+    """
+    spec = os.environ.get(CRASH_AT_ENV)
+    if not spec:
+        return
+    wanted, _, nth = spec.partition(":")
+    if point == wanted:
+        _crashes_reached[point] += 1
+        if _crashes_reached[point] == (int(nth) if nth.isdigit() else 1):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -220,6 +243,17 @@ _LEDGER_FIELDS = (
 )
 
 
+async def _in_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`function` in a worker thread. A thread cannot be stopped: when the caller is
+    cancelled, it still waits for the thread to finish, so nothing closes under it."""
+    future = asyncio.ensure_future(asyncio.to_thread(function, *args, **kwargs))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
+
+
 class _Settler:
     """Writes final states to the ledger off the event loop, many requests per write.
 
@@ -234,6 +268,8 @@ class _Settler:
         self._task = asyncio.create_task(self._write())
 
     def put(self, settled: pl.DataFrame) -> None:
+        if self._task.done():
+            self._task.result()  # a failed ledger write stops the run now, not at its end
         self._queue.put_nowait(settled)
 
     async def close(self) -> None:
@@ -247,7 +283,8 @@ class _Settler:
                 items.append(self._queue.get_nowait())
             ready = [item for item in items if item is not None]
             if ready:
-                await asyncio.to_thread(self._ledger.settle, pl.concat(ready))
+                _crash_point("settle")
+                await _in_thread(self._ledger.settle, pl.concat(ready))
             if len(ready) < len(items):  # the closing None
                 return
 
@@ -271,7 +308,7 @@ async def _send(
     try:
         delivery = await sender.deliver(rows, body)
     except FatalSendError as exc:
-        settler.put(_settled(rows, pl.lit("failed"), pl.lit(str(exc)), None, 1))
+        settler.put(_settled(rows, pl.lit("failed"), pl.lit(str(exc)), None, exc.attempts))
         report.failed += rows.height
         raise
     outcome = pl.DataFrame(
@@ -328,7 +365,8 @@ async def _deliver_all(
                 progress(report)
 
     try:
-        while not stopping.is_set() and (part := await asyncio.to_thread(next, parts, None)):
+        while not stopping.is_set() and (part := await _in_thread(next, parts, None)):
+            _crash_point("read")
             report.rows_read += part.rows_read
             report.rows_duplicate += part.duplicates
             report.rows_skipped_ledger += part.skipped
@@ -338,7 +376,8 @@ async def _deliver_all(
                 rows_to_record = pl.concat(
                     [_local_rejections(part.rejected), _pending(part.encoded)], how="diagonal"
                 )
-                await asyncio.to_thread(ledger.record, rows_to_record, report.run_id, transport)
+                await _in_thread(ledger.record, rows_to_record, report.run_id, transport)
+                _crash_point("recorded")
                 for request in part.requests:
                     if stopping.is_set():
                         break  # its rows stay pending; the next run sends them
@@ -353,9 +392,11 @@ async def _deliver_all(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await settler.close()  # every answer received is in the ledger before the run ends
-        await asyncio.to_thread(parts.close)
-        report.requests, report.retries = sender.stats.requests, sender.stats.retries
+        try:
+            await settler.close()  # every answer received is in the ledger before the run ends
+        finally:
+            await _in_thread(parts.close)
+            report.requests, report.retries = sender.stats.requests, sender.stats.retries
 
 
 def _on_stop_signals(stopping: asyncio.Event, work: asyncio.Task[None] | None) -> None:

@@ -3,10 +3,12 @@
 Owns: `classify`, the one function that maps an HTTP outcome (response or network
 error) to an action; the token bucket on batches per second (every batch of a bulk
 request counts); and `Sender.deliver`, which sends one request until it is settled:
-retrying 429 (honouring `Retry-After`), 5xx, timeouts and connection errors with
-full-jitter exponential backoff up to `max_attempts`, rejecting only the batches a
-400 or 202 names, and raising `FatalSendError` on 401/403 or an endpoint that never
-answers. The HTTP client is injected (`httpx.MockTransport` in unit tests). Must not:
+retrying 429 (honouring `Retry-After`, capped at `retry_max_s`), 5xx, timeouts and
+connection errors with full-jitter exponential backoff up to `max_attempts`, rejecting
+only the batches a 400 or 202 names, and raising `FatalSendError` on 401/403 or an
+endpoint that never answers. Every attempt has a deadline of `timeout_s` from the
+request's first byte to its answer's last, so an endpoint that hangs (or trickles)
+cannot hang a run. The HTTP client is injected (`httpx.MockTransport` in unit tests). Must not:
 touch the ledger, log a secret or a request body, or sleep except through the
 injected `sleep`.
 """
@@ -172,7 +174,10 @@ class Sender:
                 return None
             self.stats.requests += 1
             try:
-                response = await self.client.post(self.url, content=body)
+                async with asyncio.timeout(self.destination.timeout_s):
+                    response = await self.client.post(self.url, content=body)
+            except TimeoutError:
+                return classify(None, httpx.TimeoutException("no answer within timeout_s"))
             except httpx.TransportError as exc:
                 return classify(None, exc)
             return classify(response)
@@ -195,18 +200,21 @@ class Sender:
             outcome = attempted
             reached = reached or outcome.http_status is not None
             if outcome.action == "fatal":
-                raise FatalSendError(outcome.message)
+                raise FatalSendError(outcome.message, attempts)
             if outcome.action == "retry":
                 if attempts >= self.destination.max_attempts:
                     if not reached:
                         raise FatalSendError(
                             f"endpoint {self.destination.root_url} unreachable after "
-                            f"{attempts} attempts ({outcome.message})"
+                            f"{attempts} attempts ({outcome.message})",
+                            attempts,
                         )
                     break
                 self.stats.retries += 1
                 wait = outcome.retry_after
-                await self._sleep(self.backoff(attempts) if wait is None else wait)
+                if wait is None:
+                    wait = self.backoff(attempts)
+                await self._sleep(min(wait, self.destination.retry_max_s))
                 continue
             for request_id, message in outcome.named.items():
                 status[request_id] = ("rejected", message)

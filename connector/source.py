@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 from connector.config import SourceConfig
+from connector.digest import connect as connect_duckdb
 from connector.digest import quote_identifier
 from connector.errors import ConfigError, SourceError
 
@@ -48,7 +49,7 @@ def read_query(config: SourceConfig) -> str:
 @contextmanager
 def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the warehouse attached read-only and the Parquet views."""
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         con.execute("SET TimeZone = 'UTC'")
         if config.database is not None:

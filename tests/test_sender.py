@@ -130,6 +130,39 @@ def test_429_honours_retry_after_then_5xx_backs_off_with_full_jitter() -> None:
     assert (delivery.attempts, sender.stats.retries) == (3, 2)
 
 
+def test_retry_max_s_caps_retry_after_too() -> None:
+    recorder = Recorder(
+        httpx.Response(429, headers={"Retry-After": "5"}),
+        httpx.Response(503, headers={"Retry-After": "120"}),
+        httpx.Response(202),
+    )
+    delivery, _, waits = deliver(recorder, batches(1), retry_max_s=2)
+    assert waits == [2.0, 2.0]
+    assert delivery.status == {"req-0": ("accepted", None)}
+
+
+def test_an_endpoint_that_never_answers_meets_the_deadline_of_each_attempt() -> None:
+    seen: list[int] = []
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        seen.append(1)
+        await asyncio.Event().wait()  # accepted the request; never answers
+        raise AssertionError("unreachable")
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(hang)) as client:
+            sender = Sender(client, destination(max_attempts=3, timeout_s=0.05), sleep=no_sleep)
+            await sender.deliver(batches(1), body_of(batches(1)))
+
+    with pytest.raises(FatalSendError, match=r"unreachable after 3 attempts \(timed out") as error:
+        asyncio.run(run())
+    assert (len(seen), error.value.attempts) == (3, 3)
+
+
+async def no_sleep(_: float) -> None:
+    pass
+
+
 def test_backoff_ceiling_doubles_and_is_capped() -> None:
     async def run() -> list[float]:
         async with httpx.AsyncClient(

@@ -1,0 +1,228 @@
+"""Chaos: `rokt-connector sync` (a subprocess) against a real sandbox that misbehaves.
+
+Each scenario runs the CLI against `rokt-connector sandbox` with one fault, then with
+all of them at once: bursts of 503s, storms of 429s saying `Retry-After` 0-5 s,
+connections dropped mid-answer, answers slower than `timeout_s`, bulk 202s rejecting
+some batches, the sandbox killed mid-run and started again on the same port (its
+`--journal` remembers what it accepted), an endpoint that stays down, and one that
+never answers. Each asserts what a user relies on: every valid conversion ends
+`accepted` in the ledger exactly once (or `rejected`, when the endpoint said so), the
+sandbox accepted no conversion twice, no batch was tried more than `max_attempts`
+times, and the exit code is DESIGN.md's. Each adds a row to the table printed at the
+end of the test session (`CHAOS_TABLE`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from checks import (
+    CHUNK_ROWS,
+    Example,
+    StartSandbox,
+    assert_each_valid_conversion_once,
+    finish_sync,
+    ledger_rows,
+    start_sync,
+    sync,
+    wait_until,
+)
+from conftest import sync_config
+
+pytestmark = pytest.mark.chaos
+
+# Small timeouts and quick retries.
+DESTINATION: dict[str, Any] = {
+    "timeout_s": 0.5,
+    "max_attempts": 20,
+    "retry_base_s": 0.05,
+    "retry_max_s": 0.25,
+    "max_batches_per_second": 5000,
+}
+# A restart takes 1-2 s, more on a busy machine: 30 attempts waiting up to 1 s each
+# (about 13 s in all) ride it out with a wide margin, and 150 batches/s stretches the
+# run to a few seconds so it can be hit mid-run.
+RIDE_OUT_RESTART: dict[str, Any] = {
+    "max_attempts": 30,
+    "retry_base_s": 0.1,
+    "retry_max_s": 1.0,
+    "max_batches_per_second": 150,
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    sandbox: tuple[str, ...]  # `rokt-connector sandbox` options
+    kinds: tuple[str, ...]  # faults the sandbox must have injected (`faults_by_kind`)
+    destination: dict[str, Any] = field(default_factory=dict)
+    restart: bool = False  # kill the sandbox a third of the way through, start it again
+
+
+FAULTS = [
+    Fault(
+        "503 bursts", ("--burst-503", "0.1", "--burst-length", "4", "--seed", "1"), ("burst_503",)
+    ),
+    Fault(
+        "429 storms, Retry-After 0-5 s",
+        ("--storm-429", "0.1", "--burst-length", "4", "--retry-after-max", "5", "--seed", "2"),
+        ("storm_429",),
+        {"retry_max_s": 0.25},  # caps the wait Retry-After asks for
+    ),
+    Fault("connection resets", ("--reset-rate", "0.15", "--seed", "3"), ("reset",)),
+    Fault(
+        "answers slower than timeout_s",
+        ("--slow-rate", "0.15", "--slow", "1.5", "--seed", "4"),
+        ("slow",),
+    ),
+    Fault("bulk 202 rejecting some batches", ("--reject-rate", "0.05", "--seed", "5"), ()),
+    Fault(
+        "sandbox down mid-run, then back",
+        ("--latency", "0.1"),  # so requests are in flight when it goes down
+        (),
+        RIDE_OUT_RESTART,
+        restart=True,
+    ),
+    Fault(
+        "all of them at once",
+        (
+            *("--burst-503", "0.1", "--storm-429", "0.1", "--burst-length", "3"),
+            *("--retry-after-max", "5", "--reset-rate", "0.1", "--slow-rate", "0.1"),
+            *("--slow", "1.5", "--reject-rate", "0.03", "--fail-rate", "0.1", "--seed", "6"),
+            *("--latency", "0.05"),
+        ),
+        ("burst_503", "storm_429", "reset", "slow", "fail"),
+        RIDE_OUT_RESTART,
+        restart=True,
+    ),
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_each_valid_conversion_is_accepted_exactly_once_despite(
+    fault: Fault, tmp_path: Path, small_example: Example, sandbox_factory: StartSandbox
+) -> None:
+    example, manifest = small_example
+    journal = ("--journal", str(tmp_path / "sandbox.journal"))
+    sandbox = sandbox_factory(*fault.sandbox, *journal)
+    destination = DESTINATION | fault.destination
+    config = sync_config(tmp_path, example, sandbox.url, chunk_rows=CHUNK_ROWS, **destination)
+    process, started = start_sync(config)
+    faults: Counter[str] = Counter()
+    name = fault.name
+    if fault.restart:
+        seen: dict[str, Any] = {}
+
+        def a_third_done_and_requests_in_flight() -> bool:
+            seen.update(sandbox.stats())
+            return seen["batches"] >= manifest["valid"] // 3 and seen["in_flight"] > 0
+
+        wait_until(a_third_done_and_requests_in_flight, process)
+        faults.update(seen["faults_by_kind"])
+        down = time.monotonic()
+        sandbox.kill()  # connections in flight break off; new ones are refused
+        sandbox.restart()  # same port; the journal brings back what it had accepted
+        name = name.replace("down", f"down {time.monotonic() - down:.1f} s")
+    run = finish_sync(process, started)
+
+    rows = ledger_rows(tmp_path / "ledger.duckdb").values()
+    gave_up = {(r.reason, r.attempts) for r in rows if r.status == "failed"}
+    assert not gave_up, f"requests gave up: {gave_up}"
+    assert run.code == 1, run.stderr  # 1: the example's dirty rows are rejected locally
+    assert (run.report["status"], run.report["failed"]) == ("completed_with_rejections", 0)
+    assert run.report["rows_read"] == manifest["rows"]
+    assert run.report["rows_rejected_local"] == sum(manifest["rejected"].values())
+    assert run.report["rows_duplicate"] == manifest["duplicates"]
+    stats = sandbox.stats()
+    faults.update(stats["faults_by_kind"])
+    for kind in fault.kinds:  # the fault really happened
+        assert faults[kind] > 0, f"the sandbox injected no {kind}: {dict(faults)}"
+    if fault.restart:  # requests in flight broke off and were sent again
+        assert stats["max_receipts"] >= 2
+    if fault.restart or fault.kinds:
+        assert run.report["retries"] > 0
+    if "--reject-rate" in fault.sandbox:
+        assert stats["rejected"] > 0
+    assert_each_valid_conversion_once(
+        name,
+        tmp_path / "ledger.duckdb",
+        sandbox,
+        manifest,
+        [run],
+        destination["max_attempts"],
+    )
+
+
+def test_an_endpoint_that_stays_down_exits_3_and_the_rerun_sends_the_rest_once(
+    tmp_path: Path, small_example: Example, sandbox_factory: StartSandbox
+) -> None:
+    example, manifest = small_example
+    sandbox = sandbox_factory("--journal", str(tmp_path / "sandbox.journal"))
+    destination = DESTINATION | {"max_attempts": 3, "retry_max_s": 0.2}
+    config = sync_config(tmp_path, example, sandbox.url, chunk_rows=CHUNK_ROWS, **destination)
+    process, started = start_sync(config)
+    wait_until(lambda: sandbox.stats()["batches"] >= manifest["valid"] // 3, process)
+    sandbox.kill()
+    down = finish_sync(process, started)
+
+    assert down.code == 3, down.stderr
+    assert down.report["status"] == "failed"
+    assert "unreachable after 3 attempts" in down.stderr
+    assert 0 < down.report["accepted"] < manifest["valid"]
+    settled = ledger_rows(tmp_path / "ledger.duckdb")
+    unsettled = {ref for ref, row in settled.items() if row.status in ("pending", "failed")}
+    assert unsettled, "the rows not yet answered stay for the next run"
+    assert max(row.attempts for row in settled.values()) <= 3
+
+    sandbox.restart()  # back, remembering what it accepted before it went down
+    accepted_before = {r["confirmationref"] for r in sandbox.records()}
+    assert {ref for ref, row in settled.items() if row.status == "accepted"} <= accepted_before
+    rerun = sync(config)
+    assert rerun.code == 1, rerun.stderr
+    assert (rerun.report["status"], rerun.report["failed"]) == ("completed_with_rejections", 0)
+    assert rerun.report["rows_skipped_ledger"] == manifest["valid"] - len(unsettled)
+    assert_each_valid_conversion_once(
+        "endpoint down for good (exit 3), then rerun",
+        tmp_path / "ledger.duckdb",
+        sandbox,
+        manifest,
+        [down, rerun],
+        3,
+    )
+
+
+def test_an_endpoint_that_never_answers_cannot_hang_a_run(
+    tmp_path: Path, small_example: Example, sandbox_factory: StartSandbox
+) -> None:
+    example, _ = small_example
+    sandbox = sandbox_factory("--hang-rate", "1")
+    timeout_s, attempts, retry_max_s = 0.5, 3, 0.1
+    config = sync_config(
+        tmp_path,
+        example,
+        sandbox.url,
+        chunk_rows=CHUNK_ROWS,
+        timeout_s=timeout_s,
+        max_attempts=attempts,
+        retry_base_s=0.05,
+        retry_max_s=retry_max_s,
+    )
+    run = sync(config)
+
+    assert run.code == 3, run.stderr
+    assert f"unreachable after {attempts} attempts (timed out" in run.stderr
+    assert run.report["status"] == "failed" and run.report["accepted"] == 0
+    # each attempt met its deadline; a few seconds cover reading, preparing, the ledger
+    assert run.report["duration_s"] < attempts * (timeout_s + retry_max_s) + 5
+    rows = ledger_rows(tmp_path / "ledger.duckdb")
+    failed = [row for row in rows.values() if row.status == "failed"]
+    assert failed and {row.attempts for row in failed} == {attempts}
+    assert "accepted" not in {row.status for row in rows.values()}
+    wait_until(lambda: sandbox.stats()["in_flight"] == 0, None)  # the run hung up on exit
+    stats = sandbox.stats()
+    assert stats["batches"] == 0 and stats["faults_by_kind"]["hang"] >= attempts

@@ -10,9 +10,11 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,7 +22,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from connector import clock, jobs, logs, source
-from connector.config import Config
+from connector.audit import Audit
+from connector.config import Config, load_config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
 from connector.logs import LogFormat
 from connector.pipeline import sync_window
@@ -241,6 +244,120 @@ def sync_command(
     if report.message:
         _error(report.message)
     raise typer.Exit(report.exit_code)
+
+
+ledger_app = typer.Typer(
+    help="Audit the ledger: what became of each conversion. Reads only; sends nothing.",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _print_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, default=_json_value, ensure_ascii=False) + "\n")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
+    """Rows (dicts with the same keys) as a table, one column per key."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name in rows[0] if rows else []:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row.values()))
+    return table
+
+
+@contextmanager
+def _audit(config: Path) -> Iterator[Audit]:
+    """The config's ledger, open read-only; errors end the command with their exit code."""
+    try:
+        loaded = load_config(config)
+        with Audit.open(loaded.ledger.path, loaded.destination.environment) as audit:
+            yield audit
+    except ConnectorError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+@ledger_app.command("show")
+def ledger_show_command(
+    config: ConfigOption,
+    ref: Annotated[str | None, typer.Argument(help="The conversion's confirmationref.")] = None,
+    identity: Annotated[
+        str | None,
+        typer.Option(help="List the conversions of the email with this SHA-256 instead."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One conversion's full history: its state and every attempt (run, time, HTTP
+    status, the platform's message).
+
+    Exit 0 when found, 1 when the ledger has no such conversion, 2 on a config error,
+    4 while a run is writing the ledger.
+    """
+    if (ref is None) == (identity is None):
+        fail("give a confirmationref, or --identity SHA256 (not both)")
+    with _audit(config) as audit:
+        if identity is not None:
+            found = audit.identity(identity)
+            if as_json:
+                _print_json({"identity_sha256": identity.strip().lower(), "conversions": found})
+            elif found:
+                stdout.print(_table(found))
+            if not found:
+                fail(f"no conversion in {audit.path} has identity_sha256 {identity}", 1)
+            return
+        assert ref is not None
+        conversion = audit.conversion(ref)
+        if conversion is None:
+            fail(
+                f"confirmationref {ref!r} is not in the ledger {audit.path} "
+                f"({audit.environment}): no sync has read it. `rokt-connector ledger "
+                "reconcile` compares the source with the ledger",
+                EXIT_ROWS_NOT_ACCEPTED,
+            )
+    if as_json:
+        _print_json(conversion)
+        return
+    history = conversion.pop("history")
+    stdout.print(
+        f"[bold]{conversion['confirmationref']}[/]: [bold]{conversion['status']}[/]"
+        + (f" ({conversion['reason']})" if conversion["reason"] else ""),
+        highlight=False,
+    )
+    details = Table(show_header=False, box=None)
+    for key, value in conversion.items():
+        if key not in ("confirmationref", "status", "reason"):
+            details.add_row(key, _cell(value))
+    stdout.print(details)
+    if history:
+        attempts = [
+            {
+                "run": a["run_id"][:8],
+                "#": a["attempt"],
+                "time": a["attempted_at"],
+                "HTTP": a["http_status"] or a["error"],
+                "outcome": a["outcome"],
+                "message": a["message"],
+            }
+            for a in history
+        ]
+        stdout.print(_table(attempts, title=f"{len(history)} attempt(s)"))
+    else:
+        stdout.print("no HTTP attempts (it was never sent)", highlight=False)
 
 
 @app.command("sandbox")

@@ -3,7 +3,8 @@
 Owns: the ledger file (DDL and queries in `sql/ledger*.sql`), the lock that keeps
 one run at a time (DuckDB's own file lock: a second process gets exit 4), the rules
 of DESIGN.md (write-ahead `pending`, settle after the response, skip `accepted` and
-unchanged `rejected`), the `runs` table, and first-wins deduplication within a run.
+unchanged `rejected`), the `attempts` history (written with each settle), the `runs`
+table, and first-wins deduplication within a run.
 Must not: store raw PII (only `identity_sha256`), or decide what to send.
 """
 
@@ -44,18 +45,78 @@ _ROW_COLUMNS: dict[str, pl.DataType] = {
 SCHEMA_VERSION = 1
 
 
-def _open_error(path: Path, exc: duckdb.Error) -> ConnectorError:
+def _open_error(path: Path, exc: duckdb.Error, reading: bool = False) -> ConnectorError:
     """Exit 4 when another run holds the file; exit 2, never a fresh start, otherwise."""
     message = str(exc)
     if "lock" in message.lower():
         pid = re.search(r"PID (\d+)", message)
         holder = f" (process {pid.group(1)})" if pid else ""
+        if reading:
+            return LedgerLocked(
+                f"another run{holder} is writing the ledger {path}, and DuckDB lets no other "
+                "process read it meanwhile; run this again when that run has finished"
+            )
         return LedgerLocked(f"another run holds the ledger {path}{holder}; wait for it to finish")
     return ConfigError(
         f"ledger.path: {path} cannot be opened as a DuckDB ledger ({message.splitlines()[0]}); "
         "restore it from a backup or move it aside: starting a new ledger would send "
         "every conversion again"
     )
+
+
+def _other_environment(path: Path, recorded: str | None, environment: str) -> ConfigError:
+    return ConfigError(
+        f"ledger.path: {path} records environment {recorded!r}, this config sends to "
+        f"{environment!r}; use one ledger per environment"
+    )
+
+
+def _checked_version(meta: dict[str, str], path: Path, environment: str) -> int:
+    """The ledger's schema version, once its `ledger_meta` shows it is this
+    environment's and not newer than this code."""
+    if meta.get("environment") != environment:
+        raise _other_environment(path, meta.get("environment"), environment)
+    version = int(meta.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"ledger.path: {path} has schema version {version}, newer than this "
+            f"rokt-connector understands ({SCHEMA_VERSION}); upgrade rokt-connector"
+        )
+    return version
+
+
+def connect_read_only(path: Path, environment: str) -> duckdb.DuckDBPyConnection:
+    """The ledger of `environment`, for reading only (the audit commands).
+
+    Several readers may share it, but not with a run writing it: then exit 4. Exit 2
+    when there is no ledger, it is another environment's, or it needs an upgrade
+    (which only a writing run performs).
+    """
+    if not path.is_file():
+        raise ConfigError(f"ledger.path: no ledger at {path} yet; a sync creates it")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise _open_error(path, exc, reading=True) from None
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")  # DuckDB would draw it on stdout
+        tables = {name for (name,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if not {"ledger", "attempts", "runs", "ledger_meta"} <= tables:
+            raise ConfigError(
+                f"ledger.path: {path} is not a rokt-connector ledger, or one written by an "
+                "older version: the next sync upgrades it"
+            )
+        meta = dict(con.execute("SELECT key, value FROM ledger_meta").fetchall())
+        if _checked_version(meta, path, environment) < SCHEMA_VERSION:
+            raise ConfigError(
+                f"ledger.path: {path} was written by an older rokt-connector; the next sync "
+                "upgrades it"
+            )
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 class LedgerLocked(ConnectorError):
@@ -85,6 +146,7 @@ class Ledger:
             os.umask(mask)
         try:
             con.execute("SET TimeZone = 'UTC'")
+            con.execute("SET enable_progress_bar = false")  # DuckDB would draw it on stdout
             con.execute(sql_file("ledger.sql"))
             ledger = cls(con, path, environment)
             ledger._check_meta()
@@ -102,26 +164,13 @@ class Ledger:
             rows = self._con.execute("SELECT DISTINCT environment FROM ledger").fetchall()
             others = sorted({env for (env,) in rows} - {self.environment})
             if others:
-                raise ConfigError(
-                    f"ledger.path: {self.path} records environment {others[0]!r}, this "
-                    f"config sends to {self.environment!r}; use one ledger per environment"
-                )
+                raise _other_environment(self.path, others[0], self.environment)
             self._con.executemany(
                 "INSERT INTO ledger_meta VALUES (?, ?)",
                 [["schema_version", str(SCHEMA_VERSION)], ["environment", self.environment]],
             )
             return
-        if meta.get("environment") != self.environment:
-            raise ConfigError(
-                f"ledger.path: {self.path} records environment {meta.get('environment')!r}, "
-                f"this config sends to {self.environment!r}; use one ledger per environment"
-            )
-        version = int(meta.get("schema_version", "0"))
-        if version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"ledger.path: {self.path} has schema version {version}, newer than this "
-                f"rokt-connector understands ({SCHEMA_VERSION}); upgrade rokt-connector"
-            )
+        version = _checked_version(meta, self.path, self.environment)
         for step in range(version, SCHEMA_VERSION):  # migrations, oldest first
             self._con.execute(sql_file(f"ledger_migrate_{step}_to_{step + 1}.sql"))
 
@@ -157,12 +206,20 @@ class Ledger:
             con.register("rows", full)
             con.execute(sql_file("ledger_upsert.sql"), params)
 
-    def settle(self, settled: pl.DataFrame) -> None:
-        """Final states: `settled(ref, status, reason, http_status, attempts)`."""
-        params = self._params(now=datetime.now(UTC))
+    def settle(self, settled: pl.DataFrame, tries: pl.DataFrame, run_id: str) -> None:
+        """Final states and every attempt behind them, in one transaction: `settled`
+        and `tries` as sql/ledger_settle.sql describes them."""
         with self._con.cursor() as con:
             con.register("settled", settled)
-            con.execute(sql_file("ledger_settle.sql"), params)
+            con.register("tries", tries)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(sql_file("ledger_attempts.sql"), self._params(run_id=run_id))
+                con.execute(sql_file("ledger_settle.sql"), self._params())
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def start_run(self, run_id: str, mode: str, since: datetime, until: datetime) -> None:
         params = self._params(run_id=run_id, mode=mode, since=since, until=until)

@@ -33,7 +33,7 @@ from connector.errors import ConfigError, FatalSendError
 from connector.ledger import Ledger, RunDedup
 from connector.payload import Request, encode, pack
 from connector.report import RunReport, ValidationReport
-from connector.sender import Sender
+from connector.sender import Attempt, Delivery, DeliveryStopped, Sender
 from connector.transform import META, confirmationrefs, split, transform
 
 REJECTED_COLUMNS = [c for c in META if c != "_message_id"]
@@ -254,27 +254,58 @@ async def _in_thread(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs
         raise
 
 
-class _Settler:
-    """Writes final states to the ledger off the event loop, many requests per write.
+_TRIES_SCHEMA: dict[str, pl.DataType] = {
+    "request": pl.Int64(),
+    "attempt": pl.Int32(),
+    "attempted_at": pl.Datetime("us", "UTC"),
+    "http_status": pl.Int32(),
+    "error": pl.String(),
+    "message": pl.String(),
+}
 
-    Sending never waits for the ledger: settled rows queue up and one task writes
-    whatever has gathered in a worker thread. A crash before a write leaves those
-    rows `pending`, which the next run resends with the same request ids.
+
+class _Settler:
+    """Writes final states and every attempt to the ledger off the event loop, many
+    requests per write.
+
+    Sending never waits for the ledger: delivered requests queue up and one task
+    writes whatever has gathered in a worker thread, states and attempts in one
+    transaction. A crash before a write leaves those rows `pending`, which the next
+    run resends with the same request ids.
     """
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, run_id: str) -> None:
         self._ledger = ledger
-        self._queue: asyncio.Queue[pl.DataFrame | None] = asyncio.Queue()
+        self._run_id = run_id
+        self._queue: asyncio.Queue[tuple[pl.DataFrame, list[Attempt]] | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._write())
 
-    def put(self, settled: pl.DataFrame) -> None:
+    def put(self, settled: pl.DataFrame, history: list[Attempt]) -> None:
+        """`settled(ref, request_id, status, reason, attempt)` of one request."""
         if self._task.done():
             self._task.result()  # a failed ledger write stops the run now, not at its end
-        self._queue.put_nowait(settled)
+        self._queue.put_nowait((settled, history))
 
     async def close(self) -> None:
         self._queue.put_nowait(None)
         await self._task
+
+    def _flush(self, delivered: list[tuple[pl.DataFrame, list[Attempt]]]) -> None:
+        """One ledger write: number the requests, fan their attempts out in SQL."""
+        settled = pl.concat(
+            frame.with_columns(pl.lit(number, pl.Int64).alias("request"))
+            for number, (frame, _) in enumerate(delivered)
+        )
+        tries = pl.DataFrame(
+            [
+                (number, a.number, a.at, a.http_status, a.error, a.message)
+                for number, (_, history) in enumerate(delivered)
+                for a in history
+            ],
+            schema=_TRIES_SCHEMA,
+            orient="row",
+        )
+        self._ledger.settle(settled, tries, self._run_id)
 
     async def _write(self) -> None:
         while True:
@@ -284,21 +315,9 @@ class _Settler:
             ready = [item for item in items if item is not None]
             if ready:
                 _crash_point("settle")
-                await _in_thread(self._ledger.settle, pl.concat(ready))
+                await _in_thread(self._flush, ready)
             if len(ready) < len(items):  # the closing None
                 return
-
-
-def _settled(
-    rows: pl.DataFrame, status: pl.Expr, reason: pl.Expr, http: int | None, attempts: int
-) -> pl.DataFrame:
-    return rows.select(
-        pl.col("_ref").alias("ref"),
-        status.alias("status"),
-        reason.alias("reason"),
-        pl.lit(http, pl.Int32).alias("http_status"),
-        pl.lit(attempts, pl.Int32).alias("attempts"),
-    )
 
 
 async def _send(
@@ -307,23 +326,37 @@ async def _send(
     """Deliver one request and queue its conversions' final states for the ledger."""
     try:
         delivery = await sender.deliver(rows, body)
-    except FatalSendError as exc:
-        settler.put(_settled(rows, pl.lit("failed"), pl.lit(str(exc)), None, exc.attempts))
-        report.failed += rows.height
+    except DeliveryStopped as stopped:
+        _account(settler, rows, stopped.delivery, report)
         raise
+    _account(settler, rows, delivery, report)
+
+
+def _account(settler: _Settler, rows: pl.DataFrame, delivery: Delivery, report: RunReport) -> None:
+    """Queue what became of each conversion of a request, and count it in the report."""
+    if not delivery.status:  # never sent
+        return
+    last = delivery.attempts
     outcome = pl.DataFrame(
         {
             "_request_id": list(delivery.status),
             "status": [status for status, _ in delivery.status.values()],
             "reason": [reason for _, reason in delivery.status.values()],
+            "attempt": [delivery.settled_early.get(rid, last) for rid in delivery.status],
         },
-        schema={"_request_id": pl.String, "status": pl.String, "reason": pl.String},
+        schema={
+            "_request_id": pl.String,
+            "status": pl.String,
+            "reason": pl.String,
+            "attempt": pl.Int32,
+        },
     )
-    joined = rows.select("_ref", "_request_id").join(outcome, on="_request_id")
-    settled = _settled(
-        joined, pl.col("status"), pl.col("reason"), delivery.http_status, delivery.attempts
+    settled = (
+        rows.select("_ref", "_request_id")
+        .join(outcome, on="_request_id")
+        .rename({"_ref": "ref", "_request_id": "request_id"})
     )
-    settler.put(settled)
+    settler.put(settled, delivery.history)
     counts = dict(settled["status"].value_counts().iter_rows())
     report.accepted += counts.get("accepted", 0)
     report.rejected += counts.get("rejected", 0)
@@ -348,7 +381,7 @@ async def _deliver_all(
     but let the requests in flight finish and settle."""
     transport = config.destination.transport.value
     parts = prepare(config, since, until, now, limit, lookup=ledger.lookup)
-    settler = _Settler(ledger)
+    settler = _Settler(ledger, report.run_id)
     tasks: set[asyncio.Task[None]] = set()
     high_water = 4 * config.destination.concurrency  # requests queued ahead of the wire
 

@@ -8,9 +8,10 @@ connection errors with full-jitter exponential backoff up to `max_attempts`, rej
 only the batches a 400 or 202 names, and raising `FatalSendError` on 401/403 or an
 endpoint that never answers. Every attempt has a deadline of `timeout_s` from the
 request's first byte to its answer's last, so an endpoint that hangs (or trickles)
-cannot hang a run. The HTTP client is injected (`httpx.MockTransport` in unit tests). Must not:
-touch the ledger, log a secret or a request body, or sleep except through the
-injected `sleep`.
+cannot hang a run. It reports every attempt (`Delivery.history`, also on a fatal stop)
+for the ledger's `attempts` table. The HTTP client is injected (`httpx.MockTransport`
+in unit tests). Must not: touch the ledger, log a secret or a request body, or sleep
+except through the injected `sleep`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
@@ -43,6 +45,7 @@ class Outcome:
     message: str
     retry_after: float | None = None
     named: dict[str, str] = field(default_factory=dict)  # source_request_id -> message
+    error: str | None = None  # the transport error's type when no response came
 
 
 def _named_errors(response: httpx.Response) -> dict[str, str]:
@@ -81,7 +84,8 @@ def classify(response: httpx.Response | None, error: Exception | None = None) ->
     """Map one attempt's response (or network error) to accept/reject/retry/fatal."""
     if response is None:
         kind = "timed out" if isinstance(error, httpx.TimeoutException) else "network error"
-        return Outcome("retry", None, f"{kind}: {type(error).__name__}")
+        name = type(error).__name__
+        return Outcome("retry", None, f"{kind}: {name}", error=name)
     status = response.status_code
     if 200 <= status < 300:
         return Outcome("accept", status, "accepted", named=_named_errors(response))
@@ -122,13 +126,38 @@ class TokenBucket:
                 await self._sleep((tokens - self._tokens) / self.rate)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt of a request. `message` is what it meant for the batches its
+    response did not name; a batch it rejected by name has its own (in `status`)."""
+
+    number: int  # 1, 2, ... within this delivery
+    at: datetime  # when the request left
+    http_status: int | None
+    error: str | None  # the transport error's type when no response came
+    message: str
+
+
 @dataclass
 class Delivery:
-    """The final state of one request's batches."""
+    """The final state of one request's batches, and every attempt it took."""
 
     status: dict[str, tuple[str, str | None]]  # request_id -> (status, reason)
     http_status: int | None
     attempts: int
+    history: list[Attempt] = field(default_factory=list)
+    # batches settled before the last attempt (rejected by name in a 400 that made the
+    # others be resent): request_id -> the attempt that settled them
+    settled_early: dict[str, int] = field(default_factory=dict)
+
+
+class DeliveryStopped(FatalSendError):
+    """A fatal outcome (credentials refused, endpoint unreachable) in the middle of a
+    delivery; `delivery` holds the attempts made and the request's batches as failed."""
+
+    def __init__(self, message: str, delivery: Delivery) -> None:
+        super().__init__(message, delivery.attempts)
+        self.delivery = delivery
 
 
 @dataclass
@@ -166,70 +195,84 @@ class Sender:
         ceiling = self.destination.retry_base_s * 2 ** (attempt - 1)
         return self._rng.uniform(0, min(self.destination.retry_max_s, ceiling))
 
-    async def _attempt(self, body: bytes, batches: int, first: bool) -> Outcome | None:
-        """One HTTP attempt; None when stopping before a request's first attempt."""
+    async def _attempt(
+        self, body: bytes, batches: int, first: bool
+    ) -> tuple[Outcome, datetime] | None:
+        """One HTTP attempt and when it left; None when stopping before a request's
+        first attempt."""
         await self._bucket.acquire(batches)
         async with self._slots:
             if first and self._stopping.is_set():
                 return None
             self.stats.requests += 1
+            at = datetime.now(UTC)
             try:
                 async with asyncio.timeout(self.destination.timeout_s):
                     response = await self.client.post(self.url, content=body)
             except TimeoutError:
-                return classify(None, httpx.TimeoutException("no answer within timeout_s"))
+                return classify(None, httpx.TimeoutException("no answer within timeout_s")), at
             except httpx.TransportError as exc:
-                return classify(None, exc)
-            return classify(response)
+                return classify(None, exc), at
+            return classify(response), at
 
     async def deliver(self, batches: pl.DataFrame, body: bytes) -> Delivery:
         """Send `body`, the request of `batches` (`_request_id`, `_body`), until settled.
 
         Once `stopping` is set, a request not yet sent is not sent (empty `status`); one
-        already sent is still retried until it is settled.
+        already sent is still retried until it is settled. A fatal outcome raises
+        `DeliveryStopped`, whose delivery marks the unsettled batches failed.
         """
-        status: dict[str, tuple[str, str | None]] = {}
+        delivery = Delivery({}, None, 0)
         remaining = batches.select("_request_id", "_body")
-        attempts, reached = 0, False
+        reached = False
         outcome = Outcome("retry", None, "not sent")
         while remaining.height:
-            attempts += 1
-            attempted = await self._attempt(body, remaining.height, first=attempts == 1)
+            attempted = await self._attempt(body, remaining.height, first=not delivery.attempts)
             if attempted is None:  # never sent: the rows stay pending
-                return Delivery({}, None, 0)
-            outcome = attempted
+                return delivery
+            outcome, at = attempted
+            delivery.attempts = number = delivery.attempts + 1
+            delivery.http_status = outcome.http_status
             reached = reached or outcome.http_status is not None
+            last = number >= self.destination.max_attempts
+            if outcome.action == "retry" and last and not reached:
+                unreachable = (
+                    f"endpoint {self.destination.root_url} unreachable after {number} "
+                    f"attempts ({outcome.message})"
+                )
+                outcome = replace(outcome, action="fatal", message=unreachable)
+            message = outcome.message
+            if outcome.action in ("accept", "reject"):
+                for request_id, named in outcome.named.items():
+                    delivery.status[request_id] = ("rejected", named)
+                unnamed = remaining.filter(~pl.col("_request_id").is_in(list(outcome.named)))
+                settled: tuple[str, str | None] = ("accepted", None)
+                if outcome.action == "reject":
+                    settled = ("rejected", outcome.message)
+                if outcome.action == "reject" and 0 < unnamed.height < remaining.height:
+                    # a 400 naming some batches: the others were refused with them; resend
+                    delivery.settled_early |= dict.fromkeys(outcome.named, number)
+                    message = f"resent: HTTP {outcome.http_status} rejected other batches of it"
+                    remaining = unnamed
+                    body = ("[" + ",".join(remaining["_body"].to_list()) + "]").encode()
+                else:
+                    delivery.status |= dict.fromkeys(unnamed["_request_id"].to_list(), settled)
+                    remaining = unnamed.clear()
+            delivery.history.append(
+                Attempt(number, at, outcome.http_status, outcome.error, message)
+            )
             if outcome.action == "fatal":
-                raise FatalSendError(outcome.message, attempts)
+                stopped = dict.fromkeys(remaining["_request_id"].to_list(), ("failed", message))
+                delivery.status |= stopped
+                raise DeliveryStopped(message, delivery)
             if outcome.action == "retry":
-                if attempts >= self.destination.max_attempts:
-                    if not reached:
-                        raise FatalSendError(
-                            f"endpoint {self.destination.root_url} unreachable after "
-                            f"{attempts} attempts ({outcome.message})",
-                            attempts,
-                        )
+                if last:
                     break
                 self.stats.retries += 1
                 wait = outcome.retry_after
                 if wait is None:
-                    wait = self.backoff(attempts)
+                    wait = self.backoff(number)
                 await self._sleep(min(wait, self.destination.retry_max_s))
-                continue
-            for request_id, message in outcome.named.items():
-                status[request_id] = ("rejected", message)
-            unnamed = remaining.filter(~pl.col("_request_id").is_in(list(outcome.named)))
-            if outcome.action == "accept":
-                status |= dict.fromkeys(unnamed["_request_id"].to_list(), ("accepted", None))
-                remaining = unnamed.clear()
-            elif not outcome.named or unnamed.height == remaining.height:
-                status |= dict.fromkeys(
-                    unnamed["_request_id"].to_list(), ("rejected", outcome.message)
-                )
-                remaining = unnamed.clear()
-            else:  # a 400 naming some batches: the others were refused with them; resend
-                remaining = unnamed
-                body = ("[" + ",".join(remaining["_body"].to_list()) + "]").encode()
-        failed = ("failed", f"gave up after {attempts} attempts: {outcome.message}")
-        status |= dict.fromkeys(remaining["_request_id"].to_list(), failed)
-        return Delivery(status, outcome.http_status, attempts)
+        failed = ("failed", f"gave up after {delivery.attempts} attempts: {outcome.message}")
+        delivery.status |= dict.fromkeys(remaining["_request_id"].to_list(), failed)
+        return delivery

@@ -23,6 +23,23 @@ CREATE TABLE IF NOT EXISTS ledger (
     PRIMARY KEY (environment, confirmationref)
 );
 
+-- Every HTTP attempt of every conversion (the history behind `ledger show`): one
+-- row per conversion per attempt, so a bulk request of 100 batches answered at its
+-- third attempt adds 300 rows. `message` is the platform's answer for that
+-- conversion (or the connector's account of the attempt), never a value it sent.
+CREATE TABLE IF NOT EXISTS attempts (
+    environment      VARCHAR NOT NULL,
+    confirmationref  VARCHAR NOT NULL,
+    run_id           VARCHAR NOT NULL,
+    request_id       VARCHAR NOT NULL,  -- the batch's source_request_id
+    attempt          INTEGER NOT NULL,  -- 1, 2, ... within one run's delivery
+    attempted_at     TIMESTAMPTZ NOT NULL,  -- when the request left
+    http_status      INTEGER,           -- null when no response came
+    error            VARCHAR,           -- then the transport error: ReadTimeout, ConnectError, ...
+    outcome          VARCHAR NOT NULL,  -- accepted | rejected | retry | failed
+    message          VARCHAR
+);
+
 -- One row per run, with the run report's counts.
 CREATE TABLE IF NOT EXISTS runs (
     run_id               VARCHAR PRIMARY KEY,

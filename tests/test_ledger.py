@@ -142,6 +142,85 @@ def test_failed_rows_are_resent_with_the_same_request_id(tmp_path: Path) -> None
     assert after["A"][2] == 3  # attempts add up across runs
 
 
+def attempts(config: Config) -> dict[str, list[tuple[int, str, int | None, str]]]:
+    """Each conversion's attempts: (attempt, outcome, http_status, message)."""
+    with duckdb.connect(str(config.ledger.path), read_only=True) as con:
+        rows = con.sql(
+            "SELECT confirmationref, attempt, outcome, http_status, message FROM attempts "
+            "ORDER BY confirmationref, attempted_at, attempt"
+        ).fetchall()
+    history: dict[str, list[tuple[int, str, int | None, str]]] = {}
+    for ref, *attempt in rows:
+        history.setdefault(ref, []).append(tuple(attempt))  # type: ignore[arg-type]
+    return history
+
+
+def test_every_attempt_is_recorded_per_conversion_with_the_settle(tmp_path: Path) -> None:
+    config = warehouse(tmp_path, [order("A"), order("B"), order("C")])
+    answers = iter(
+        [
+            httpx.Response(503),
+            httpx.Response(400, json={"errors": [{"code": "bad", "message": "no B"}]}),
+            httpx.ReadTimeout("slow"),
+            httpx.Response(202),
+        ]
+    )
+    ids: dict[str, str] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        for batch in json.loads(request.content):
+            ref = batch["events"][0]["data"]["custom_attributes"]["confirmationref"]
+            ids[ref] = batch["source_request_id"]
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        if answer.status_code == 400:  # name B's batch: A and C are resent
+            return httpx.Response(
+                400,
+                json={
+                    "errors": [{"code": "bad", "message": "no B", "source_request_id": ids["B"]}]
+                },
+            )
+        return answer
+
+    config = config.model_copy(
+        update={"destination": config.destination.model_copy(update={"max_attempts": 5})}
+    )
+    report = sync(config, SINCE, UNTIL, now=UNTIL, transport=httpx.MockTransport(handler))
+    assert (report.accepted, report.rejected, report.requests) == (2, 1, 4)
+    resent = "resent: HTTP 400 rejected other batches of it"
+    for ref in ("A", "C"):
+        assert attempts(config)[ref] == [
+            (1, "retry", 503, "server error (HTTP 503)"),
+            (2, "retry", 400, resent),
+            (3, "retry", None, "timed out: ReadTimeout"),
+            (4, "accepted", 202, "accepted"),
+        ]
+    assert attempts(config)["B"] == [
+        (1, "retry", 503, "server error (HTTP 503)"),
+        (2, "rejected", 400, "bad: no B"),
+    ]
+    state = ledger(config)
+    assert (state["A"][0], state["A"][2], state["B"][0], state["B"][2]) == (
+        "accepted",
+        4,
+        "rejected",
+        2,
+    )
+
+
+def test_a_fatal_stop_records_the_attempts_it_made(tmp_path: Path) -> None:
+    config = warehouse(tmp_path, [order("A")])
+    answers = iter([httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(401)])
+    transport = httpx.MockTransport(lambda _: next(answers))
+    report = sync(config, SINCE, UNTIL, now=UNTIL, transport=transport)
+    assert report.status == "failed"
+    (_, _, _, last) = attempts(config)["A"][-1]
+    assert [a[:3] for a in attempts(config)["A"]] == [(1, "retry", 429), (2, "failed", 401)]
+    assert "credentials missing (HTTP 401)" in last
+    assert ledger(config)["A"][:3] == ("failed", last, 2)
+
+
 def test_rejected_local_is_re_evaluated_and_accepted_stays_accepted(tmp_path: Path) -> None:
     config = warehouse(tmp_path, [order("A"), order("B", email=None)])
     first = run(config, Platform())

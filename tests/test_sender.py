@@ -14,7 +14,7 @@ import pytest
 
 from connector.config import DestinationConfig
 from connector.errors import FatalSendError
-from connector.sender import Delivery, Sender, TokenBucket, classify
+from connector.sender import Delivery, DeliveryStopped, Sender, TokenBucket, classify
 
 SECRET = "s3cr3t-sender-test"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -99,6 +99,36 @@ def test_400_naming_some_batches_resends_the_others() -> None:
     assert recorder.seen == [["req-0", "req-1", "req-2"], ["req-1", "req-2"]]
     assert delivery.status["req-0"][0] == "rejected"
     assert delivery.status["req-1"] == ("accepted", None) and waits == []
+
+
+def test_every_attempt_is_reported_with_its_status_error_and_message() -> None:
+    recorder = Recorder(
+        httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.ConnectError("reset"),
+        httpx.Response(400, json=errors("req-0")),
+        httpx.Response(202),
+    )
+    delivery, _, _ = deliver(recorder, batches(3))
+    history = [(a.number, a.http_status, a.error, a.message) for a in delivery.history]
+    assert history == [
+        (1, 429, None, "rate limited (HTTP 429)"),
+        (2, None, "ConnectError", "network error: ConnectError"),
+        (3, 400, None, "resent: HTTP 400 rejected other batches of it"),
+        (4, 202, None, "accepted"),
+    ]
+    assert delivery.settled_early == {"req-0": 3}  # the others settled at attempt 4
+    assert delivery.status["req-0"] == ("rejected", "bad: req-0 is bad")
+    assert all(a.at.tzinfo is not None for a in delivery.history)
+    assert [a.at for a in delivery.history] == sorted(a.at for a in delivery.history)
+
+
+def test_a_fatal_stop_still_reports_the_attempts_made() -> None:
+    recorder = Recorder(httpx.Response(503), httpx.Response(403))
+    with pytest.raises(DeliveryStopped, match="HTTP 403") as stopped:
+        deliver(recorder, batches(2))
+    delivery = stopped.value.delivery
+    assert [(a.number, a.http_status) for a in delivery.history] == [(1, 503), (2, 403)]
+    assert {status for status, _ in delivery.status.values()} == {"failed"}
 
 
 def test_400_naming_nothing_rejects_the_whole_request_without_retry() -> None:

@@ -29,13 +29,13 @@ def sql_file(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
-def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection; every module opens its DuckDB through this one.
 
     DuckDB draws a progress bar on stdout for queries slower than 2 s; it would break
     `--json` (one JSON report on stdout), so it is off.
     """
-    con = duckdb.connect(database)
+    con = duckdb.connect(database, read_only=read_only)
     con.execute("SET enable_progress_bar = false")  # its cursors inherit the setting
     return con
 

@@ -95,12 +95,11 @@ def connect_read_only(path: Path, environment: str) -> duckdb.DuckDBPyConnection
     if not path.is_file():
         raise ConfigError(f"ledger.path: no ledger at {path} yet; a sync creates it")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(str(path), read_only=True)
     except duckdb.Error as exc:
         raise _open_error(path, exc, reading=True) from None
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")  # DuckDB would draw it on stdout
         tables = {name for (name,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
         if not {"ledger", "attempts", "runs", "ledger_meta"} <= tables:
             raise ConfigError(
@@ -146,7 +145,6 @@ class Ledger:
             os.umask(mask)
         try:
             con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET enable_progress_bar = false")  # DuckDB would draw it on stdout
             con.execute(sql_file("ledger.sql"))
             ledger = cls(con, path, environment)
             ledger._check_meta()

@@ -52,7 +52,6 @@ def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
     con = connect_duckdb()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET enable_progress_bar = false")  # DuckDB would draw it on stdout
         if config.database is not None:
             if not config.database.is_file():
                 raise SourceError(f"source.database: no DuckDB file at {config.database}")

@@ -101,12 +101,3 @@ def test_source_is_opened_read_only(warehouse: Path) -> None:
         list(source.chunks(config.source, SINCE, UNTIL))
     with duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True) as con:
         assert con.sql("SELECT count(*) FROM t").fetchall() == [(2500,)]
-
-
-def test_a_slow_streamed_query_never_draws_duckdbs_progress_bar(warehouse: Path) -> None:
-    # DuckDB draws it on stdout once a query has run 2 s, and a sync's source query runs
-    # for as long as the sync pulls chunks: it would land before a `--json` report.
-    config = load_config(write_config(warehouse, base_config(warehouse)))
-    with source.connect(config.source) as con:
-        setting = con.sql("SELECT current_setting('enable_progress_bar')").fetchall()
-    assert setting == [(False,)]

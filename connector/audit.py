@@ -10,7 +10,10 @@ SHA-256 of the normalized email).
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from connector.ledger import connect_read_only
 from connector.transform import confirmationrefs
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+STATUSES = ("accepted", "pending", "failed", "rejected", "rejected_local")
+EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
 
 def normalize_ref(ref: str) -> str | None:
@@ -76,3 +81,56 @@ class Audit:
                 "lower-cased email; never the email itself"
             )
         return self._rows("audit_identity.sql", identity=value)
+
+    def summary(self, days: int = 14, runs: int = 10) -> dict[str, Any]:
+        """Conversions by status, by reason (those not accepted), by event day (the
+        latest `days`), and the latest `runs` runs."""
+        by_status = self._rows("audit_by_status.sql")
+        recent = self._rows("audit_runs.sql", runs=runs)
+        return {
+            "ledger": str(self.path),
+            "environment": self.environment,
+            "conversions": sum(row["conversions"] for row in by_status),
+            "by_status": by_status,
+            "by_reason": self._rows("audit_by_reason.sql"),
+            "by_day": self._rows("audit_by_day.sql", days=days),
+            "runs_total": recent[0]["runs_total"] if recent else 0,
+            "runs": [{k: v for k, v in run.items() if k != "runs_total"} for run in recent],
+        }
+
+    def export(
+        self,
+        out: Path,
+        statuses: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """Write the ledger rows (of `statuses`, with event times in [since, until)) to
+        `out`, CSV or Parquet by its suffix, owner-only; return how many."""
+        file_format = EXPORT_FORMATS.get(out.suffix.lower())
+        if file_format is None:
+            raise ConfigError(f"--out: {out.name} must end in .csv or .parquet")
+        unknown = sorted(set(statuses) - set(STATUSES))
+        if unknown:
+            raise ConfigError(f"--status: {unknown[0]!r} is not one of {', '.join(STATUSES)}")
+        if not out.parent.is_dir():
+            raise ConfigError(f"--out: the directory {out.parent} does not exist")
+        params = {"statuses": list(statuses), "since": since, "until": until}
+        with self._con.cursor() as con:
+            rows = con.sql(
+                sql_file("audit_export.sql"), params={"environment": self.environment, **params}
+            )
+            con.register("export_rows", rows)
+            mask = os.umask(0o077)  # a new file is owner-only from its first byte
+            try:
+                if out.exists():
+                    out.chmod(0o600)
+                copied = con.execute(
+                    sql_file(f"audit_export_{file_format}.sql"), {"path": str(out)}
+                ).fetchall()
+            except duckdb.Error as exc:
+                raise ConfigError(f"--out: cannot write {out}: {exc}") from None
+            finally:
+                os.umask(mask)
+        out.chmod(0o600)
+        return int(copied[0][0])

@@ -360,6 +360,64 @@ def ledger_show_command(
         stdout.print("no HTTP attempts (it was never sent)", highlight=False)
 
 
+@ledger_app.command("summary")
+def ledger_summary_command(
+    config: ConfigOption,
+    days: Annotated[int, typer.Option(min=1, help="Show the latest N event days.")] = 14,
+    runs: Annotated[int, typer.Option(min=1, help="Show the latest N runs.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Conversions by status, by reason and by event day (UTC), and the latest runs.
+
+    Exit 0, 2 on a config error, 4 while a run is writing the ledger.
+    """
+    with _audit(config) as audit:
+        summary = audit.summary(days=days, runs=runs)
+    if as_json:
+        _print_json(summary)
+        return
+    stdout.print(
+        f"Ledger {summary['ledger']} ({summary['environment']}): "
+        f"[bold]{summary['conversions']:,}[/] conversions",
+        highlight=False,
+    )
+    sections = [
+        ("by status", summary["by_status"]),
+        ("not accepted, by reason", summary["by_reason"]),
+        (f"by event day (UTC), latest {days}", summary["by_day"]),
+        (
+            f"runs, latest {len(summary['runs'])} of {summary['runs_total']}",
+            [run | {"run_id": run["run_id"][:8]} for run in summary["runs"]],
+        ),
+    ]
+    for title, rows in sections:
+        if rows:
+            stdout.print(_table(rows, title=title))
+
+
+@ledger_app.command("export")
+def ledger_export_command(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option(help="FILE.csv or FILE.parquet (written owner-only).")],
+    status: Annotated[
+        list[str] | None, typer.Option(help="Only this status (repeatable).", show_default=False)
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Event time from (ISO; naive = UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Event time before (exclusive).")] = None,
+) -> None:
+    """Write the ledger's rows to CSV or Parquet (no raw PII is in the ledger).
+
+    Exit 0, 2 on a config or usage error, 4 while a run is writing the ledger.
+    """
+    start = parse_time(since, "--since") if since else None
+    end = parse_time(until, "--until") if until else None
+    if start and end and start >= end:
+        fail(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
+    with _audit(config) as audit:
+        written = audit.export(out, status or (), start, end)
+    stdout.print(f"exported {written:,} conversions to {out}", highlight=False)
+
+
 @app.command("sandbox")
 def sandbox_command(
     host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",

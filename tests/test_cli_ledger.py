@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 import pytest
 from conftest import SECRET, SandboxProcess, cli, sync_config
+from polars.testing import assert_frame_equal
 
 pytestmark = pytest.mark.e2e
 WINDOW = ["--since", "2026-09-01", "--until", "2026-11-02"]
@@ -35,11 +39,13 @@ def ledger_query(config: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def raw_pii(example_dir: Path) -> set[str]:
-    """Every raw email, name and phone number of the example warehouse."""
+    """Every raw email, name and phone number of the example warehouse (its emails
+    given already hashed are hashes, not raw PII)."""
     with duckdb.connect(str(example_dir / "warehouse.duckdb"), read_only=True) as con:
         rows = con.sql("SELECT customer_email, first_name, last_name, phone FROM orders").fetchall()
     values = {str(v).strip() for row in rows for v in row if v is not None}
-    return {v for v in values if len(v) >= 5 and not v.isdigit()} | {SECRET}
+    hashed = re.compile(r"[0-9a-fA-F]{64}")
+    return {v for v in values if len(v) >= 5 and not hashed.fullmatch(v)} | {SECRET}
 
 
 def assert_no_leak(text: str, example_dir: Path) -> None:
@@ -163,3 +169,88 @@ def test_audit_commands_exit_4_while_a_run_writes_the_ledger(
     with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True):  # readers share
         shared = cli("ledger", "show", "--config", str(config), "ORD-0000001")
     assert shared.returncode == 0
+
+
+def ledger_frame(config: Path) -> pl.DataFrame:
+    with duckdb.connect(str(config.parent / "ledger.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.sql("SELECT * FROM ledger ORDER BY event_time, confirmationref").pl()
+
+
+def test_summary_counts_what_the_sync_did(
+    synced: Synced, manifest: dict[str, Any], example_dir: Path
+) -> None:
+    result = cli("ledger", "summary", "--config", str(synced.config), "--json", "--days", "400")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    report = synced.report
+    by_status = {row["status"]: row["conversions"] for row in summary["by_status"]}
+    assert by_status == {
+        "accepted": report["accepted"],
+        "rejected": report["rejected"],
+        "rejected_local": sum(manifest["rejected"].values()),
+    }
+    assert summary["conversions"] == sum(by_status.values())
+    reasons = {(r["status"], r["reason"]): r["conversions"] for r in summary["by_reason"]}
+    rejected_message = "rejected_by_sandbox: sandbox --reject-rate rejected this batch"
+    assert reasons.pop(("rejected", rejected_message)) == synced.sandbox_stats["rejected"]
+    assert {reason: n for (_, reason), n in reasons.items()} == manifest["rejected"]
+
+    ledger = ledger_frame(synced.config)
+    days = (
+        ledger.group_by(pl.col("event_time").dt.date().alias("event_day"))
+        .agg(pl.len().alias("total"), (pl.col("status") == "accepted").sum().alias("accepted"))
+        .sort("event_day", descending=True, nulls_last=True)
+    )
+    shown = [(d["event_day"], d["total"], d["accepted"]) for d in summary["by_day"]]
+    expected = [(d.isoformat(), t, a) for d, t, a in days.iter_rows()]
+    assert shown == expected
+    (run,) = summary["runs"]
+    assert summary["runs_total"] == 1
+    assert (run["run_id"], run["status"], run["accepted"]) == (
+        report["run_id"],
+        report["status"],
+        report["accepted"],
+    )
+
+    text = cli("ledger", "summary", "--config", str(synced.config), "--days", "3")
+    assert text.returncode == 0
+    assert f"{summary['conversions']:,} conversions" in text.stdout
+    assert "by event day (UTC), latest 3" in text.stdout and rejected_message in text.stdout
+    assert_no_leak(result.stdout + text.stdout, example_dir)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_export_round_trips_and_filters(
+    synced: Synced, tmp_path: Path, example_dir: Path, suffix: str
+) -> None:
+    ledger = ledger_frame(synced.config)
+    config = str(synced.config)
+    out = tmp_path / f"ledger{suffix}"
+
+    def exported(*options: str) -> pl.DataFrame:
+        result = cli("ledger", "export", "--config", config, "--out", str(out), *options)
+        assert result.returncode == 0, result.stderr
+        assert out.stat().st_mode & 0o777 == 0o600
+        frame = (
+            pl.read_parquet(out) if suffix == ".parquet" else pl.read_csv(out, schema=ledger.schema)
+        )
+        assert f"exported {frame.height:,} conversions to {out}" in result.stdout
+        assert_no_leak(out.read_bytes().decode("utf-8", "replace"), example_dir)
+        return frame.select(ledger.columns)
+
+    assert_frame_equal(exported(), ledger)
+    rejected = exported("--status", "rejected", "--status", "rejected_local")
+    assert_frame_equal(
+        rejected, ledger.filter(pl.col("status").is_in(["rejected", "rejected_local"]))
+    )
+    since, until = datetime(2026, 10, 10, tzinfo=UTC), datetime(2026, 10, 12, 6, tzinfo=UTC)
+    window = exported("--since", "2026-10-10", "--until", "2026-10-12T06:00:00Z")
+    in_window = (pl.col("event_time") >= since) & (pl.col("event_time") < until)
+    assert 0 < window.height < ledger.height
+    assert_frame_equal(window, ledger.filter(in_window))
+
+    wrong = cli("ledger", "export", "--config", config, "--out", str(tmp_path / "x.json"))
+    assert wrong.returncode == 2 and "must end in .csv or .parquet" in wrong.stderr
+    unknown = cli("ledger", "export", "--config", config, "--out", str(out), "--status", "sent")
+    assert unknown.returncode == 2 and "'sent' is not one of" in unknown.stderr

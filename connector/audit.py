@@ -20,6 +20,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from connector import source
+from connector.config import SourceConfig
 from connector.digest import sql_file
 from connector.errors import ConfigError
 from connector.ledger import connect_read_only
@@ -27,6 +29,8 @@ from connector.transform import confirmationrefs
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 STATUSES = ("accepted", "pending", "failed", "rejected", "rejected_local")
+# Source conversions in these states are not known to have reached the platform.
+UNDELIVERED = ("missing", "pending", "failed")
 EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
 
@@ -134,3 +138,46 @@ class Audit:
                 os.umask(mask)
         out.chmod(0o600)
         return int(copied[0][0])
+
+    def reconcile(
+        self, config: SourceConfig, since: datetime, until: datetime, examples: int = 10
+    ) -> dict[str, Any]:
+        """The source's conversions of `[since, until)` against the ledger: how many
+        are accepted, rejected, rejected_local, pending, failed or missing, with the
+        first `examples` of each; and the ledger's conversions of the window that the
+        source no longer returns."""
+        source_rows = without_ref = 0
+        with self._con.cursor() as con:
+            con.execute(sql_file("audit_source_refs.sql"))
+            for chunk in source.chunks(config, since, until):
+                refs = confirmationrefs(chunk)
+                source_rows += refs.len()
+                without_ref += refs.null_count()
+                con.register("chunk_refs", pl.DataFrame({"ref": refs}))
+                con.execute(sql_file("audit_source_insert.sql"))
+                con.unregister("chunk_refs")
+            params = {"environment": self.environment, "examples": examples}
+            found = con.sql(sql_file("audit_reconcile.sql"), params=params).pl().to_dicts()
+            window = params | {"since": since, "until": until}
+            ((ledger_only, ledger_only_examples),) = con.sql(
+                sql_file("audit_ledger_only.sql"), params=window
+            ).fetchall()
+        by_state = {state: 0 for state in (*STATUSES, "missing")}
+        by_state |= {row["state"]: row["conversions"] for row in found}
+        return {
+            "since": since,
+            "until": until,
+            "ledger": str(self.path),
+            "environment": self.environment,
+            "source_rows": source_rows,
+            "rows_without_confirmationref": without_ref,
+            "duplicate_rows": source_rows - without_ref - sum(by_state.values()),
+            "conversions": sum(by_state.values()),
+            "by_state": by_state,
+            "examples": {
+                row["state"]: row["examples"] for row in found if row["state"] != "accepted"
+            },
+            "ledger_only": ledger_only,
+            "ledger_only_examples": ledger_only_examples or [],
+            "undelivered": sum(by_state[state] for state in UNDELIVERED),
+        }

@@ -282,12 +282,13 @@ def _table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
 
 
 @contextmanager
-def _audit(config: Path) -> Iterator[Audit]:
-    """The config's ledger, open read-only; errors end the command with their exit code."""
+def _audit(config: Path) -> Iterator[tuple[Config, Audit]]:
+    """The config and its ledger, open read-only; errors end the command with their
+    exit code."""
     try:
         loaded = load_config(config)
         with Audit.open(loaded.ledger.path, loaded.destination.environment) as audit:
-            yield audit
+            yield loaded, audit
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
 
@@ -310,7 +311,7 @@ def ledger_show_command(
     """
     if (ref is None) == (identity is None):
         fail("give a confirmationref, or --identity SHA256 (not both)")
-    with _audit(config) as audit:
+    with _audit(config) as (_, audit):
         if identity is not None:
             found = audit.identity(identity)
             if as_json:
@@ -371,7 +372,7 @@ def ledger_summary_command(
 
     Exit 0, 2 on a config error, 4 while a run is writing the ledger.
     """
-    with _audit(config) as audit:
+    with _audit(config) as (_, audit):
         summary = audit.summary(days=days, runs=runs)
     if as_json:
         _print_json(summary)
@@ -413,9 +414,81 @@ def ledger_export_command(
     end = parse_time(until, "--until") if until else None
     if start and end and start >= end:
         fail(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
-    with _audit(config) as audit:
+    with _audit(config) as (_, audit):
         written = audit.export(out, status or (), start, end)
     stdout.print(f"exported {written:,} conversions to {out}", highlight=False)
+
+
+@ledger_app.command("reconcile")
+def ledger_reconcile_command(
+    config: ConfigOption,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    examples: Annotated[int, typer.Option(min=0, help="Conversions listed per state.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare the source's conversions of the window with the ledger: accepted,
+    rejected, rejected_local, pending, failed, or missing from the ledger.
+
+    Runs the source query (sends nothing). The window defaults to the sync's. Exit 0
+    when every conversion is accepted or rejected (by the platform or locally), 1 when
+    any is missing, pending or failed (a sync sends those), 2 on a config or query
+    error, 4 while a run is writing the ledger.
+    """
+    with _audit(config) as (loaded, audit):
+        start, end = _window(loaded, since, until, clock.now())
+        result = audit.reconcile(loaded.source, start, end, examples)
+    code = EXIT_ROWS_NOT_ACCEPTED if result["undelivered"] else EXIT_OK
+    if as_json:
+        _print_json(result)
+        raise typer.Exit(code)
+    stdout.print(
+        f"Reconciled [{start:%Y-%m-%dT%H:%M:%SZ}, {end:%Y-%m-%dT%H:%M:%SZ}): "
+        f"{result['source_rows']:,} source rows, {result['conversions']:,} conversions",
+        highlight=False,
+    )
+    table = Table(header_style="bold")
+    for column in ("state", "conversions", "examples"):
+        table.add_column(column, overflow="fold")
+    for state, count in result["by_state"].items():
+        listed = [
+            e["confirmationref"] + (f" ({e['reason']})" if e["reason"] else "")
+            for e in result["examples"].get(state) or []
+        ]
+        if count > len(listed) > 0:
+            listed.append(f"and {count - len(listed):,} more")
+        table.add_row(state, f"{count:,}", ", ".join(listed))
+    stdout.print(table)
+    if result["rows_without_confirmationref"]:
+        stdout.print(
+            f"{result['rows_without_confirmationref']:,} source rows have no confirmationref "
+            "(sync rejects them: missing_confirmationref)",
+            highlight=False,
+        )
+    if result["duplicate_rows"]:
+        stdout.print(
+            f"{result['duplicate_rows']:,} source rows repeat a confirmationref (the first "
+            "row counts)",
+            highlight=False,
+        )
+    if result["ledger_only"]:
+        gone = ", ".join(
+            f"{e['confirmationref']} ({e['status']})" for e in result["ledger_only_examples"]
+        )
+        stdout.print(
+            f"{result['ledger_only']:,} conversions of this window are in the ledger but no "
+            f"longer in the source: {gone}",
+            highlight=False,
+        )
+    if code:
+        stdout.print(
+            f"[bold]{result['undelivered']:,} conversion(s) not delivered[/] (missing, pending "
+            f"or failed): `rokt-connector sync --config {config} --since "
+            f"{start:%Y-%m-%dT%H:%M:%SZ} --until {end:%Y-%m-%dT%H:%M:%SZ}` sends them; "
+            "`rokt-connector ledger show REF` tells what happened to one",
+            highlight=False,
+        )
+    raise typer.Exit(code)
 
 
 @app.command("sandbox")

@@ -254,3 +254,70 @@ def test_export_round_trips_and_filters(
     assert wrong.returncode == 2 and "must end in .csv or .parquet" in wrong.stderr
     unknown = cli("ledger", "export", "--config", config, "--out", str(out), "--status", "sent")
     assert unknown.returncode == 2 and "'sent' is not one of" in unknown.stderr
+
+
+def test_reconcile_finds_a_conversion_deleted_from_the_ledger_and_one_that_failed(
+    synced: Synced,
+    tmp_path: Path,
+    example_dir: Path,
+    manifest: dict[str, Any],
+    sandbox_factory: StartSandbox,
+) -> None:
+    warehouse = tmp_path / "warehouse"
+    warehouse.mkdir()
+    shutil.copy(example_dir / "warehouse.duckdb", warehouse)
+    failing = sandbox_factory("--fail-rate", "1", "--seed", "2")
+    config = own_copy(synced, tmp_path, warehouse, failing.url, max_attempts=1)
+    ledger = tmp_path / "ledger.duckdb"
+    deleted, failed, gone = (
+        ref
+        for (ref,) in ledger_query(
+            config,
+            "SELECT confirmationref FROM ledger WHERE status = 'accepted' "
+            "ORDER BY confirmationref LIMIT 3",
+        )
+    )
+    with duckdb.connect(str(ledger)) as con:  # the next sync sends `failed` again: it fails
+        con.execute("DELETE FROM ledger WHERE confirmationref = ?", [failed])
+    report = sync(config)
+    assert (report["failed"], report["accepted"], failing.stats()["requests"]) == (1, 0, 1)
+    with duckdb.connect(str(ledger)) as con:
+        con.execute("DELETE FROM ledger WHERE confirmationref = ?", [deleted])
+    with duckdb.connect(str(warehouse / "warehouse.duckdb")) as con:  # the source drops one
+        con.execute("DELETE FROM orders WHERE order_id = ?", [gone])
+
+    result = cli("ledger", "reconcile", "--config", str(config), *WINDOW, "--json")
+    assert result.returncode == 1, result.stderr
+    found = json.loads(result.stdout)
+    assert found["by_state"] == {
+        "accepted": synced.report["accepted"] - 3,
+        "pending": 0,
+        "failed": 1,
+        "rejected": synced.report["rejected"],
+        "rejected_local": sum(manifest["rejected"].values()),
+        "missing": 1,
+    }
+    assert [e["confirmationref"] for e in found["examples"]["missing"]] == [deleted]
+    ((failure,),) = [found["examples"]["failed"]]
+    assert failure["confirmationref"] == failed
+    assert failure["reason"].startswith("gave up after 1 attempts")
+    assert found["ledger_only_examples"] == [{"confirmationref": gone, "status": "accepted"}]
+    assert (found["ledger_only"], found["undelivered"]) == (1, 2)
+    assert found["source_rows"] == manifest["rows"] - 1
+    assert found["duplicate_rows"] == manifest["duplicates"]
+
+    text = cli("ledger", "reconcile", "--config", str(config), *WINDOW)
+    assert text.returncode == 1
+    assert deleted in text.stdout and failed in text.stdout and gone in text.stdout
+    assert "2 conversion(s) not delivered" in text.stdout
+    assert_no_leak(result.stdout + text.stdout + text.stderr, example_dir)
+
+    healthy = sandbox_factory()  # the sync the reconcile suggests delivers both
+    config = sync_config(tmp_path, warehouse, healthy.url)
+    assert sync(config)["accepted"] == 2
+    assert set(healthy.accepted_refs()) == {deleted, failed}
+    clean = cli("ledger", "reconcile", "--config", str(config), *WINDOW, "--json")
+    assert clean.returncode == 0 and json.loads(clean.stdout)["undelivered"] == 0
+    shown = json.loads(cli("ledger", "show", "--config", str(config), failed, "--json").stdout)
+    runs = [(a["outcome"], a["attempt"]) for a in shown["history"]]
+    assert runs[-2:] == [("failed", 1), ("accepted", 1)]  # the failed run, then the good one

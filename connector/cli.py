@@ -303,11 +303,11 @@ def ledger_show_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One conversion's full history: its state and every attempt (run, time, HTTP
-    status, the platform's message).
+    """One conversion's history: its state and every HTTP attempt.
 
-    Exit 0 when found, 1 when the ledger has no such conversion, 2 on a config error,
-    4 while a run is writing the ledger.
+    Each attempt with its run, time, HTTP status (or transport error), outcome and the
+    platform's message. Exit 0 when found, 1 when the ledger has no such conversion,
+    2 on a config error, 4 while a run is writing the ledger.
     """
     if (ref is None) == (identity is None):
         fail("give a confirmationref, or --identity SHA256 (not both)")
@@ -427,13 +427,13 @@ def ledger_reconcile_command(
     examples: Annotated[int, typer.Option(min=0, help="Conversions listed per state.")] = 10,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare the source's conversions of the window with the ledger: accepted,
-    rejected, rejected_local, pending, failed, or missing from the ledger.
+    """Compare the source's conversions of the window with the ledger.
 
-    Runs the source query (sends nothing). The window defaults to the sync's. Exit 0
-    when every conversion is accepted or rejected (by the platform or locally), 1 when
-    any is missing, pending or failed (a sync sends those), 2 on a config or query
-    error, 4 while a run is writing the ledger.
+    Each conversion is accepted, rejected, rejected_local, pending, failed, or missing
+    from the ledger. Runs the source query (sends nothing); the window defaults to the
+    sync's. Exit 0 when every conversion is accepted or rejected (by the platform or
+    locally), 1 when any is missing, pending or failed (a sync sends those), 2 on a
+    config or query error, 4 while a run is writing the ledger.
     """
     with _audit(config) as (loaded, audit):
         start, end = _window(loaded, since, until, clock.now())

@@ -16,11 +16,13 @@ from connector.errors import (
     RowRejected,
     SourceError,
 )
-from connector.jobs import sync, validate
+from connector.jobs import backfill, plan_backfill, sync, validate
 from connector.ledger import LedgerLocked
-from connector.report import RunReport, ValidationReport
+from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
 
 __all__ = [
+    "BackfillPlan",
+    "BackfillReport",
     "Config",
     "ConfigError",
     "ConnectorError",
@@ -32,7 +34,9 @@ __all__ = [
     "RunReport",
     "SourceError",
     "ValidationReport",
+    "backfill",
     "load_config",
+    "plan_backfill",
     "sync",
     "validate",
 ]

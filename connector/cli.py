@@ -12,11 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -27,7 +29,7 @@ from connector.config import Config, load_config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
 from connector.logs import LogFormat
 from connector.pipeline import sync_window
-from connector.report import RunReport, ValidationReport
+from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
 from connector.sandbox import SandboxSettings, serve
 from connector.spec import REASONS
 
@@ -157,14 +159,14 @@ LogFormatOption = Annotated[
 
 
 class _ProgressBar:
-    """Rows done, accepted, batches/s and ETA on stderr (only when it is a terminal)."""
+    """Rows done, `columns`, batches/s and ETA on stderr (only when it is a terminal)."""
 
-    def __init__(self, total: int, show: bool) -> None:
+    def __init__(self, label: str, total: int, show: bool, *columns: str, **fields: Any) -> None:
         self._bar = Progress(
-            TextColumn("[bold]sync[/]"),
+            TextColumn(f"[bold]{label}[/]"),
             BarColumn(),
             TextColumn("{task.completed:,}/{task.total:,} rows"),
-            TextColumn("{task.fields[accepted]:,} accepted"),
+            *map(TextColumn, columns),
             TextColumn("{task.fields[rate]:,.0f} batches/s"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
@@ -172,7 +174,7 @@ class _ProgressBar:
             transient=True,
             disable=not show,
         )
-        self._task = self._bar.add_task("sync", total=total, accepted=0, rate=0.0)
+        self._task = self._bar.add_task(label, total=total, rate=0.0, **fields)
         self._started = time.monotonic()
 
     def __enter__(self) -> _ProgressBar:
@@ -182,14 +184,9 @@ class _ProgressBar:
     def __exit__(self, *_: object) -> None:
         self._bar.stop()
 
-    def __call__(self, report: RunReport) -> None:
+    def show(self, rows_done: int, batches_sent: int, **fields: Any) -> None:
         elapsed = max(time.monotonic() - self._started, 1e-9)
-        self._bar.update(
-            self._task,
-            completed=report.rows_done,
-            accepted=report.accepted,
-            rate=report.batches_sent / elapsed,
-        )
+        self._bar.update(self._task, completed=rows_done, rate=batches_sent / elapsed, **fields)
 
 
 def _print_run(report: RunReport) -> None:
@@ -229,12 +226,17 @@ def sync_command(
         start, end = _window(loaded, since, until, now)
         show = stderr.is_terminal and not as_json
         total = source.count(loaded.source, start, end) if show else 0
-        with _ProgressBar(min(total, limit or total), show) as bar:
+        accepted = "{task.fields[accepted]:,} accepted"
+        with _ProgressBar("sync", min(total, limit or total), show, accepted, accepted=0) as bar:
+
+            def progress(run: RunReport) -> None:
+                bar.show(run.rows_done, run.batches_sent, accepted=run.accepted)
+
             report = jobs.sync(
-                loaded, start, end, now=now, limit=limit, dry_run=dry_run, progress=bar
+                loaded, start, end, now=now, limit=limit, dry_run=dry_run, progress=progress
             )
     except ConnectorError as exc:
-        if exc.report is None:
+        if not isinstance(exc.report, RunReport):
             fail(str(exc), exc.exit_code)
         report = exc.report
     if as_json:
@@ -489,6 +491,148 @@ def ledger_reconcile_command(
             highlight=False,
         )
     raise typer.Exit(code)
+
+
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _when(moment: datetime) -> str:
+    """A window bound, short: the date alone at midnight UTC."""
+    return f"{moment:%Y-%m-%d}" if moment.time() == time_of_day(0) else f"{moment:%Y-%m-%d %H:%M}"
+
+
+def _span(length: timedelta) -> str:
+    """A window length as config writes durations: 1d, 12h, 30m, 45s."""
+    seconds = int(length.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def _print_plan(plan: BackfillPlan) -> None:
+    stdout.print(
+        f"Backfill plan: [{plan.since:{_ISO}}, {plan.until:{_ISO}}) in {len(plan.windows)} "
+        f"windows of {_span(plan.window)}, as of {plan.now:{_ISO}}",
+        highlight=False,
+    )
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    for column in ("since", "until", "rows", "too old", "batches", "time"):
+        table.add_column(
+            column, justify="left" if column in ("since", "until") else "right", no_wrap=True
+        )
+    for window in plan.windows:
+        since, until = _when(window.since), _when(window.until)
+        if window.done:
+            table.add_row(since, until, "done", "", "", "skipped")
+        else:
+            numbers = (window.rows or 0, window.too_old, window.batches)
+            time_s = _duration(plan.estimated_s(window.batches))
+            table.add_row(since, until, *(f"{n:,}" for n in numbers), time_s)
+    stdout.print(table)
+    batches = plan.total("batches")
+    stdout.print(
+        f"{len(plan.windows) - len(plan.to_run)} window(s) finished earlier are skipped. "
+        f"To run: {plan.total('rows'):,} rows, at most {batches:,} batches, about "
+        f"{_duration(plan.estimated_s(batches))} at {plan.max_batches_per_second:,g} batches/s.",
+        highlight=False,
+    )
+    if plan.total("too_old"):
+        stdout.print(
+            f"{plan.total('too_old'):,} rows are before {plan.oldest_event:{_ISO}} "
+            f"and will be recorded as rejected_local, not sent: {REASONS['too_old']}.",
+            highlight=False,
+        )
+    stdout.print("Nothing was sent.")
+
+
+def _print_backfill(report: BackfillReport) -> None:
+    document = report.as_dict()
+    stdout.print(
+        f"backfill {report.backfill_id}: [bold]{report.status}[/] in {report.duration_s}s; "
+        f"windows: {document['windows_finished']} finished now, {document['windows_skipped']} "
+        f"skipped (finished earlier), {document['windows_left']} left",
+        highlight=False,
+    )
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    columns = {
+        "read": "rows_read",
+        "accepted": "accepted",
+        "rejected": "rejected",
+        "rej. locally": "rows_rejected_local",
+        "failed": "failed",
+    }
+    for column in ("since", "until", "status", *columns):
+        table.add_column(column, no_wrap=True)
+    for window in report.windows:
+        run = window.run
+        counts = [f"{getattr(run, c):,}" if run else "" for c in columns.values()]
+        table.add_row(_when(window.since), _when(window.until), window.status, *counts)
+    totals = (f"{report.total(c):,}" for c in columns.values())
+    table.add_row("total", "", "", *totals, style="bold")
+    stdout.print(table)
+
+
+@app.command("backfill")
+def backfill_command(
+    config: ConfigOption,
+    since: Annotated[str, typer.Option(help="Start of the history (ISO date/time; naive = UTC).")],
+    until: Annotated[str, typer.Option(help="End of the history, exclusive.")],
+    window: Annotated[str, typer.Option(help="Length of each window: 1d, 12h, 1w, ...")] = "1d",
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print windows, rows and duration; send nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+    log_format: LogFormatOption = LogFormat.TEXT,
+) -> None:
+    """Send the history in [--since, --until), one window at a time; a rerun skips the
+    windows already finished, so an interrupted backfill resumes where it stopped.
+
+    Each window runs as a sync (mode backfill); events older than sync.max_event_age
+    are rejected locally (too_old). Exit codes as sync's; --plan exits 0.
+    """
+    _start_logs(log_format)
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    assert start is not None and end is not None  # required options
+    show = stderr.is_terminal and not as_json and not plan
+    try:
+        loaded, now = jobs.as_config(config), clock.now()
+        if plan or show:
+            planned = jobs.plan_backfill(loaded, start, end, window, now=now)
+        if plan:
+            if as_json:
+                sys.stdout.write(json.dumps(planned.as_dict()) + "\n")
+            else:
+                _print_plan(planned)
+            raise typer.Exit(EXIT_OK)
+        total = sum(w.rows or 0 for w in planned.windows) if show else 0
+        windows_done = "{task.fields[windows]}/{task.fields[of]} windows"
+        with _ProgressBar("backfill", total, show, windows_done, windows=0, of=0) as bar:
+
+            def progress(backfill: BackfillReport) -> None:
+                finished = sum(w.finished for w in backfill.windows)
+                batches = backfill.total("batches_sent")
+                bar.show(backfill.rows_done, batches, windows=finished, of=len(backfill.windows))
+
+            report = jobs.backfill(loaded, start, end, window, now=now, progress=progress)
+    except ConnectorError as exc:
+        if not isinstance(exc.report, BackfillReport):
+            fail(str(exc), exc.exit_code)
+        report = exc.report
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict()) + "\n")
+    else:
+        _print_backfill(report)
+    if report.message:
+        _error(report.message)
+    raise typer.Exit(report.exit_code)
 
 
 @app.command("sandbox")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from connector.report import RunReport
+    from connector.report import BackfillReport, RunReport
 
 EXIT_OK = 0
 EXIT_ROWS_NOT_ACCEPTED = 1
@@ -27,7 +27,7 @@ class ConnectorError(Exception):
     """
 
     exit_code = EXIT_CONFIG
-    report: RunReport | None = None
+    report: RunReport | BackfillReport | None = None
 
 
 class ConfigError(ConnectorError):

@@ -13,12 +13,13 @@ Must not: print (events go through `connector.logs`), or hold pipeline logic.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import TypeVar
 
-from connector import clock, pipeline
-from connector.config import Config, load_config
+from connector import clock, pipeline, windows
+from connector.config import Config, load_config, parse_duration
 from connector.errors import ConfigError, FatalSendError, Interrupted
-from connector.report import RunReport, ValidationReport
+from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
 
 ConfigLike = Config | str | os.PathLike[str]
 Moment = datetime | date | str
@@ -52,7 +53,10 @@ def bounds(
     return start, end
 
 
-def raise_if_stopped(report: RunReport) -> RunReport:
+R = TypeVar("R", RunReport, BackfillReport)
+
+
+def raise_if_stopped(report: R) -> R:
     """The report of a finished run; an exception (with `.report`) for one that stopped."""
     error: FatalSendError | Interrupted
     if report.status == "failed":
@@ -106,3 +110,56 @@ def validate(
     loaded, moment = as_config(config), run_now(now)
     start, end = bounds(since, until, pipeline.sync_window(loaded, moment))
     return pipeline.validate(loaded, start, end, moment, show=show)
+
+
+def _window_length(window: timedelta | str) -> timedelta:
+    try:
+        length = parse_duration(window)
+    except ValueError as exc:
+        raise ConfigError(f"window: {exc}") from None
+    if length <= timedelta(0):
+        raise ConfigError("window: must be longer than 0s, e.g. 1d or 12h")
+    return length
+
+
+def plan_backfill(
+    config: ConfigLike,
+    since: Moment,
+    until: Moment,
+    window: timedelta | str = "1d",
+    *,
+    now: Moment | None = None,
+) -> BackfillPlan:
+    """What `backfill` would do: each window of `[since, until)`, whether an earlier
+    backfill finished it, its rows (one count query each), the rows older than
+    `sync.max_event_age` at `now`, and the batches and time at
+    `max_batches_per_second`. Sends nothing and writes nothing; raises LedgerLocked
+    while a run holds the ledger."""
+    loaded, moment = as_config(config), run_now(now)
+    start, end = bounds(since, until, (moment, moment))
+    return windows.plan(loaded, start, end, _window_length(window), moment)
+
+
+def backfill(
+    config: ConfigLike,
+    since: Moment,
+    until: Moment,
+    window: timedelta | str = "1d",
+    *,
+    now: Moment | None = None,
+    progress: windows.BackfillProgress | None = None,
+) -> BackfillReport:
+    """Send the history in `[since, until)`, one window (`1d`, `12h`, a timedelta)
+    at a time, each a run of mode `backfill`; return the backfill's report.
+
+    A window is recorded as finished when every row it read got a final outcome;
+    a rerun skips finished windows, so an interrupted backfill resumes where it
+    stopped (the ledger skips conversions already accepted in the window it was
+    in). Events older than `sync.max_event_age` at `now` are rejected locally as
+    `too_old`. Raises as `sync` does, with the backfill's report on `FatalSendError`
+    and `Interrupted`.
+    """
+    loaded, moment = as_config(config), run_now(now)
+    start, end = bounds(since, until, (moment, moment))
+    report = windows.backfill(loaded, start, end, _window_length(window), moment, progress=progress)
+    return raise_if_stopped(report)

@@ -230,6 +230,34 @@ class Ledger:
             sql_file("run_finish.sql"), params | {"now": datetime.now(UTC), "message": message}
         )
 
+    def finished_windows(self) -> list[tuple[datetime, datetime]]:
+        """`[since, until)` of every backfill window finished in this environment."""
+        rows = self._con.sql(sql_file("backfill_finished.sql"), params=self._params()).fetchall()
+        return [(since, until) for since, until in rows]
+
+    def finish_window(
+        self, since: datetime, until: datetime, backfill_id: str, run_id: str
+    ) -> None:
+        params = self._params(since=since, until=until, backfill_id=backfill_id, run_id=run_id)
+        self._con.execute(sql_file("backfill_finish.sql"), params | {"now": datetime.now(UTC)})
+
+
+def finished_windows(path: Path, environment: str) -> list[tuple[datetime, datetime]]:
+    """`Ledger.finished_windows`, read without taking the ledger's write lock (for a
+    plan); none when there is no ledger yet. LedgerLocked while a run holds it."""
+    if not path.exists():
+        return []
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise _open_error(path, exc) from None
+    with con:
+        con.execute("SET TimeZone = 'UTC'")
+        tables = con.sql("SELECT table_name FROM duckdb_tables()").fetchall()
+        if ("backfill_windows",) not in tables:  # a ledger from before backfills
+            return []
+        return Ledger(con, path, environment).finished_windows()
+
 
 _RUN_COUNTS = (
     "rows_read",

@@ -30,6 +30,12 @@ def event(name: str, level: int = logging.INFO, **fields: object) -> None:
     LOGGER.log(level, name, extra={"fields": fields})
 
 
+def level(status: str) -> int:
+    """The level of a run's (or backfill's) last event by its status: info when every
+    row was accepted or skipped, error when it failed, else warning."""
+    return {"succeeded": logging.INFO, "failed": logging.ERROR}.get(status, logging.WARNING)
+
+
 def _plain(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")

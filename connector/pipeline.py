@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 import time
@@ -530,12 +529,9 @@ async def run(
         if report.status == "running":
             report.status = "failed"
         ledger.finish_run(report.as_dict(), report.message)
-        level = _LOG_LEVEL.get(report.status, logging.WARNING)
-        logs.event("run_finished", level, **report.as_dict(), since=since, until=until)
+        fields = report.as_dict() | {"since": since, "until": until}
+        logs.event("run_finished", logs.level(report.status), **fields)
     return report
-
-
-_LOG_LEVEL = {"succeeded": logging.INFO, "failed": logging.ERROR}
 
 
 async def until_stopped(work: Callable[[asyncio.Event], Awaitable[T]]) -> T:

@@ -11,7 +11,7 @@ the warehouse, or interpret column values (that is `transform`'s job).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -76,15 +76,22 @@ def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def count(config: SourceConfig, since: datetime, until: datetime) -> int:
-    """How many rows the query returns for `[since, until)` (for progress and plans)."""
+def counts(config: SourceConfig, windows: Sequence[tuple[datetime, datetime]]) -> list[int]:
+    """How many rows the query returns for each `[since, until)` (for progress and plans)."""
     sql = f"SELECT count(*) FROM (\n{read_query(config).rstrip().rstrip(';')}\n)"
     with connect(config) as con:
         try:
-            rows = con.sql(sql, params={"since": since, "until": until}).fetchall()
+            return [
+                int(con.sql(sql, params={"since": since, "until": until}).fetchall()[0][0])
+                for since, until in windows
+            ]
         except duckdb.Error as exc:
             raise SourceError(f"{config.query.name}: {exc}") from None
-    return int(rows[0][0])
+
+
+def count(config: SourceConfig, since: datetime, until: datetime) -> int:
+    """How many rows the query returns for `[since, until)`."""
+    return counts(config, [(since, until)])[0]
 
 
 def chunks(

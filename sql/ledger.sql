@@ -70,3 +70,16 @@ CREATE TABLE IF NOT EXISTS ledger_meta (
     key    VARCHAR PRIMARY KEY,
     value  VARCHAR NOT NULL
 );
+
+-- One row per backfill window that finished: every row it read got a final outcome
+-- (none failed, none left pending). A backfill skips a window that lies inside
+-- finished ones, so a rerun resumes where an interrupted one stopped.
+CREATE TABLE IF NOT EXISTS backfill_windows (
+    environment   VARCHAR NOT NULL,
+    window_since  TIMESTAMPTZ NOT NULL,
+    window_until  TIMESTAMPTZ NOT NULL,
+    backfill_id   VARCHAR NOT NULL,
+    run_id        VARCHAR NOT NULL,  -- the run (runs.run_id) that finished it
+    finished_at   TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (environment, window_since, window_until)
+);

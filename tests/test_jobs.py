@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,27 @@ def test_failures_raise_connector_errors_with_exit_codes(
     finally:
         holder.communicate("\n", timeout=30)
     assert sandbox.stats()["batches"] == 0
+
+
+def test_backfill_and_its_plan_in_process(
+    tmp_path: Path, example_dir: Path, manifest: dict[str, Any], sandbox_factory: StartSandbox
+) -> None:
+    sandbox = sandbox_factory()
+    path = sync_config(tmp_path, example_dir, sandbox.url)
+    since, until = datetime(2026, 10, 5, tzinfo=UTC), date(2026, 11, 2)
+    plan = connector.plan_backfill(path, since, until, window=timedelta(days=7))
+    assert len(plan.windows) == 4 and plan.total("rows") == manifest["rows"]
+    report = connector.backfill(path, since, until, window="7d")
+    assert isinstance(report, connector.BackfillReport) and report.exit_code == 1
+    assert report.total("accepted") == manifest["valid"] == sandbox.stats()["batches"]
+    assert all(w.finished for w in report.windows)
+    assert all(w.done for w in connector.plan_backfill(path, since, until, "7d").windows)
+    with pytest.raises(connector.ConfigError, match="window: expected a duration"):
+        connector.backfill(path, since, until, window="weekly")
+
+    (tmp_path / "wrong").mkdir()
+    wrong = sync_config(tmp_path / "wrong", example_dir, sandbox.url, api_secret="WRONG-0c5e")
+    with pytest.raises(connector.FatalSendError) as refused:
+        connector.backfill(wrong, since, until)
+    assert isinstance(refused.value.report, connector.BackfillReport)
+    assert refused.value.exit_code == 3 and refused.value.report.status == "failed"

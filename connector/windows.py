@@ -1,0 +1,186 @@
+"""The backfill: a long range split into windows, each run as a sync, resumable.
+
+Owns: splitting `[since, until)` into windows; which windows are already done (a
+window that lies inside windows the ledger's `backfill_windows` records as finished
+is skipped, whichever backfill finished them); the plan (a count query per window,
+the rows older than `sync.max_event_age`, batches and duration at
+`max_batches_per_second`); and running the windows left, oldest first, as runs of
+mode `backfill` in one event loop on one open ledger, recording each window whose
+every row got a final outcome. Must not: read, transform or send rows itself (each
+window is a `pipeline.run`), or take the ledger's write lock for a plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import httpx
+
+from connector import logs, pipeline, source
+from connector.clock import oldest_event
+from connector.config import Config
+from connector.ledger import Ledger, finished_windows
+from connector.report import BackfillPlan, BackfillReport, RunReport, WindowPlan, WindowReport
+
+Window = tuple[datetime, datetime]
+BackfillProgress = Callable[[BackfillReport], None]
+
+
+def split(since: datetime, until: datetime, window: timedelta) -> list[Window]:
+    """`[since, until)` as consecutive windows of `window` (the last may be shorter)."""
+    edges = [since]
+    while edges[-1] < until:
+        edges.append(min(edges[-1] + window, until))
+    return list(itertools.pairwise(edges))
+
+
+def _covered(window: Window, finished: list[Window]) -> bool:
+    """True when `window` lies inside the union of the `finished` windows."""
+    reached = window[0]
+    for since, until in sorted(finished):
+        if since > reached:
+            break
+        reached = max(reached, until)
+        if reached >= window[1]:
+            return True
+    return False
+
+
+def plan(
+    config: Config, since: datetime, until: datetime, window: timedelta, now: datetime
+) -> BackfillPlan:
+    """The windows, their rows (one count query each) and what a backfill at `now`
+    would send; reads the ledger without its write lock and sends nothing."""
+    finished = finished_windows(config.ledger.path, config.destination.environment)
+    oldest = oldest_event(now, config.sync.max_event_age)
+    windows = [WindowPlan(s, u, _covered((s, u), finished)) for s, u in split(since, until, window)]
+    to_run = [w for w in windows if not w.done]
+    straddling = [w for w in to_run if w.since < oldest < w.until]
+    numbers = source.counts(
+        config.source,
+        [(w.since, w.until) for w in to_run] + [(w.since, oldest) for w in straddling],
+    )
+    for w, rows in zip(to_run, numbers, strict=False):
+        w.rows = rows
+        w.too_old = rows if w.until <= oldest else 0
+    for w, too_old in zip(straddling, numbers[len(to_run) :], strict=True):
+        w.too_old = too_old
+    return BackfillPlan(
+        since, until, window, now, oldest, config.destination.max_batches_per_second, windows
+    )
+
+
+async def _run_windows(
+    config: Config,
+    report: BackfillReport,
+    ledger: Ledger,
+    stopping: asyncio.Event,
+    now: datetime,
+    progress: BackfillProgress | None,
+    transport: httpx.AsyncBaseTransport | None,
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
+    """Run each window not yet finished, oldest first, until one fails or a signal."""
+    for window in report.windows:
+        if window.status == "skipped":
+            continue
+        if stopping.is_set():
+            break
+
+        def live(run: RunReport, window: WindowReport = window) -> None:
+            window.run = run
+            if progress:
+                progress(report)
+
+        run = await pipeline.run(
+            config,
+            window.since,
+            window.until,
+            ledger=ledger,
+            stopping=stopping,
+            now=now,
+            mode="backfill",
+            progress=live,
+            transport=transport,
+            sleep=sleep,
+        )
+        window.run, window.status = run, run.status
+        window.finished = run.status in ("succeeded", "completed_with_rejections") and not (
+            run.failed
+        )
+        if window.finished:
+            ledger.finish_window(window.since, window.until, report.backfill_id, run.run_id)
+        logs.event(
+            "window_finished",
+            backfill_id=report.backfill_id,
+            run_id=run.run_id,
+            since=window.since,
+            until=window.until,
+            status=run.status,
+            finished=window.finished,
+        )
+        if progress:
+            progress(report)
+        if run.status == "failed":
+            break  # credentials refused or endpoint unreachable: the next window would fail
+
+
+def backfill(
+    config: Config,
+    since: datetime,
+    until: datetime,
+    window: timedelta,
+    now: datetime,
+    *,
+    progress: BackfillProgress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> BackfillReport:
+    """Run every window of `[since, until)` that no earlier backfill finished; the
+    ledger stays open (and locked) for the whole backfill. SIGINT/SIGTERM stop it
+    after the requests in flight (the window it was in is redone by the next run)."""
+    pipeline.check_transport(config)
+    started = time.monotonic()
+    with Ledger.open(config.ledger.path, config.destination.environment) as ledger:
+        finished = ledger.finished_windows()
+        report = BackfillReport(
+            backfill_id=str(uuid.uuid4()),
+            since=since,
+            until=until,
+            window=window,
+            windows=[
+                WindowReport(s, u, "skipped", True)
+                if _covered((s, u), finished)
+                else WindowReport(s, u)
+                for s, u in split(since, until, window)
+            ],
+        )
+        logs.event(
+            "backfill_started",
+            backfill_id=report.backfill_id,
+            since=since,
+            until=until,
+            window_s=window.total_seconds(),
+            windows=len(report.windows),
+            windows_skipped=sum(w.status == "skipped" for w in report.windows),
+        )
+        try:
+            asyncio.run(
+                pipeline.until_stopped(
+                    lambda stopping: _run_windows(
+                        config, report, ledger, stopping, now, progress, transport, sleep
+                    )
+                )
+            )
+        finally:
+            report.finish()
+            report.duration_s = round(time.monotonic() - started, 3)
+            summary = report.as_dict()
+            del summary["windows"]
+            logs.event("backfill_finished", logs.level(report.status), **summary)
+    return report

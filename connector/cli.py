@@ -604,15 +604,14 @@ def backfill_command(
     show = stderr.is_terminal and not as_json and not plan
     try:
         loaded, now = jobs.as_config(config), clock.now()
-        if plan or show:
-            planned = jobs.plan_backfill(loaded, start, end, window, now=now)
-        if plan:
+        planned = jobs.plan_backfill(loaded, start, end, window, now=now) if plan or show else None
+        if plan and planned:
             if as_json:
                 sys.stdout.write(json.dumps(planned.as_dict()) + "\n")
             else:
                 _print_plan(planned)
             raise typer.Exit(EXIT_OK)
-        total = sum(w.rows or 0 for w in planned.windows) if show else 0
+        total = planned.total("rows") if planned else 0
         windows_done = "{task.fields[windows]}/{task.fields[of]} windows"
         with _ProgressBar("backfill", total, show, windows_done, windows=0, of=0) as bar:
 

@@ -16,10 +16,8 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timedelta
-
-import httpx
 
 from connector import logs, pipeline, source
 from connector.clock import oldest_event
@@ -39,7 +37,7 @@ def split(since: datetime, until: datetime, window: timedelta) -> list[Window]:
     return list(itertools.pairwise(edges))
 
 
-def _covered(window: Window, finished: list[Window]) -> bool:
+def covered(window: Window, finished: list[Window]) -> bool:
     """True when `window` lies inside the union of the `finished` windows."""
     reached = window[0]
     for since, until in sorted(finished):
@@ -58,14 +56,14 @@ def plan(
     would send; reads the ledger without its write lock and sends nothing."""
     finished = finished_windows(config.ledger.path, config.destination.environment)
     oldest = oldest_event(now, config.sync.max_event_age)
-    windows = [WindowPlan(s, u, _covered((s, u), finished)) for s, u in split(since, until, window)]
+    windows = [WindowPlan(s, u, covered((s, u), finished)) for s, u in split(since, until, window)]
     to_run = [w for w in windows if not w.done]
     straddling = [w for w in to_run if w.since < oldest < w.until]
     numbers = source.counts(
         config.source,
         [(w.since, w.until) for w in to_run] + [(w.since, oldest) for w in straddling],
     )
-    for w, rows in zip(to_run, numbers, strict=False):
+    for w, rows in zip(to_run, numbers[: len(to_run)], strict=True):
         w.rows = rows
         w.too_old = rows if w.until <= oldest else 0
     for w, too_old in zip(straddling, numbers[len(to_run) :], strict=True):
@@ -82,8 +80,6 @@ async def _run_windows(
     stopping: asyncio.Event,
     now: datetime,
     progress: BackfillProgress | None,
-    transport: httpx.AsyncBaseTransport | None,
-    sleep: Callable[[float], Awaitable[None]],
 ) -> None:
     """Run each window not yet finished, oldest first, until one fails or a signal."""
     for window in report.windows:
@@ -106,8 +102,6 @@ async def _run_windows(
             now=now,
             mode="backfill",
             progress=live,
-            transport=transport,
-            sleep=sleep,
         )
         window.run, window.status = run, run.status
         window.finished = run.status in ("succeeded", "completed_with_rejections") and not (
@@ -136,10 +130,7 @@ def backfill(
     until: datetime,
     window: timedelta,
     now: datetime,
-    *,
     progress: BackfillProgress | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> BackfillReport:
     """Run every window of `[since, until)` that no earlier backfill finished; the
     ledger stays open (and locked) for the whole backfill. SIGINT/SIGTERM stop it
@@ -155,7 +146,7 @@ def backfill(
             window=window,
             windows=[
                 WindowReport(s, u, "skipped", True)
-                if _covered((s, u), finished)
+                if covered((s, u), finished)
                 else WindowReport(s, u)
                 for s, u in split(since, until, window)
             ],
@@ -172,9 +163,7 @@ def backfill(
         try:
             asyncio.run(
                 pipeline.until_stopped(
-                    lambda stopping: _run_windows(
-                        config, report, ledger, stopping, now, progress, transport, sleep
-                    )
+                    lambda stopping: _run_windows(config, report, ledger, stopping, now, progress)
                 )
             )
         finally:

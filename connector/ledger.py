@@ -248,7 +248,7 @@ def finished_windows(path: Path, environment: str) -> list[tuple[datetime, datet
     if not path.exists():
         return []
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(str(path), read_only=True)
     except duckdb.Error as exc:
         raise _open_error(path, exc) from None
     with con:

@@ -244,15 +244,10 @@ class Ledger:
 
 def finished_windows(path: Path, environment: str) -> list[tuple[datetime, datetime]]:
     """`Ledger.finished_windows`, read without taking the ledger's write lock (for a
-    plan); none when there is no ledger yet. LedgerLocked while a run holds it."""
-    if not path.exists():
+    plan), none when there is no ledger yet; errors as `connect_read_only`'s."""
+    if not path.is_file():
         return []
-    try:
-        con = connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise _open_error(path, exc) from None
-    with con:
-        con.execute("SET TimeZone = 'UTC'")
+    with connect_read_only(path, environment) as con:
         tables = con.sql("SELECT table_name FROM duckdb_tables()").fetchall()
         if ("backfill_windows",) not in tables:  # a ledger from before backfills
             return []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import unicodedata
 import uuid
+from functools import cache
 
 import polars as pl
 
@@ -40,12 +41,19 @@ NS_MESSAGE = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/sour
 HEX64 = r"^[0-9a-fA-F]{64}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _NON_ASCII = r"[^\x00-\x7f]"
-# Every non-ASCII decimal digit (Unicode category Nd) and the ASCII digit it means.
-_DECIMALS = {
-    chr(c): str(unicodedata.decimal(chr(c)))
-    for c in range(0x80, sys.maxunicode + 1)
-    if unicodedata.category(chr(c)) == "Nd"
-}
+
+
+@cache
+def _decimals() -> dict[str, str]:
+    """Every non-ASCII decimal digit (Unicode category Nd) and the ASCII digit it means
+    (built on first need: scanning all of Unicode takes a noticeable part of a second)."""
+    return {
+        chr(c): str(unicodedata.decimal(chr(c)))
+        for c in range(0x80, sys.maxunicode + 1)
+        if unicodedata.category(chr(c)) == "Nd"
+    }
+
+
 UUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -104,7 +112,11 @@ def out_name(place: Place | str, key: str) -> str:
 
 # What Python's str.strip() removes (Unicode White_Space plus \x1c-\x1f): "trim" in
 # ATTRIBUTES.md means exactly this, so anyone can reproduce a hash with .strip().
-WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+# Spelled out (a test checks it against str.isspace over all of Unicode).
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def _text(column: str) -> pl.Expr:
@@ -242,7 +254,7 @@ def _hash(attribute: Attribute, hashed: bool, mobile_ascii: bool) -> list[pl.Exp
         prehash = pl.when(value.str.contains(EMAIL) & ~is_hex).then(value)
     elif kind == Kind.MOBILE and hashed:
         # a digit of any script (Unicode Nd, e.g. fullwidth) counts as the digit it is
-        text = value if mobile_ascii else value.str.replace_many(_DECIMALS)
+        text = value if mobile_ascii else value.str.replace_many(_decimals())
         prehash = pl.when(~is_hex).then(text.str.replace_all(r"[^0-9]+", "").replace("", None))
     elif attribute.hashed_key and hashed:
         prehash = pl.when(~is_hex).then(value)
@@ -287,7 +299,7 @@ def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
             out.put(place, attribute.key, pl.when(~is_hex).then(value))
         out.put(place, attribute.hashed_key, hashed_value)
         if kind == Kind.MOBILE:
-            no_digits = ~value.str.contains(r"\d")  # Unicode Nd, as _DECIMALS
+            no_digits = ~value.str.contains(r"\d")  # Unicode Nd, as _decimals()
             out.reject("invalid_mobile", value.is_not_null() & ~is_hex & no_digits)
     elif kind == Kind.PREHASHED:
         out.put(place, attribute.key, pl.when(is_hex).then(value))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ from connector.config import MappingConfig, UnknownColumns
 from connector.errors import SourceError
 from connector.payload import NS_REQUEST, encode
 from connector.spec import REASONS
-from connector.transform import NS_MESSAGE, split, transform
+from connector.transform import NS_MESSAGE, WHITESPACE, split, transform
 
 
 def sha(text: str) -> str:
@@ -282,3 +283,8 @@ def test_too_old_comes_after_the_event_time_checks_and_before_the_rest() -> None
     codes = list(REASONS)
     assert codes.index("invalid_event_time") < codes.index("too_old") < codes.index("invalid_email")
     assert "sync.max_event_age" in REASONS["too_old"]
+
+
+def test_whitespace_is_exactly_what_str_strip_removes() -> None:
+    everything = (chr(c) for c in range(sys.maxunicode + 1))
+    assert sorted(WHITESPACE) == sorted(c for c in everything if c.isspace())

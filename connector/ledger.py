@@ -21,6 +21,7 @@ import polars as pl
 
 from connector.digest import connect, sql_file
 from connector.errors import EXIT_LOCKED, ConfigError, ConnectorError
+from connector.ref_index import RefIndex
 
 _ROW_COLUMNS: dict[str, pl.DataType] = {
     "ref": pl.String(),
@@ -39,6 +40,10 @@ _ROW_COLUMNS: dict[str, pl.DataType] = {
     "accepted_at": pl.Datetime("us", "UTC"),
 }
 
+
+# Chunks a run looks up in the ledger file before it builds an index of the ledger's refs
+# in memory: a short run never pays for the index (about three scans' worth).
+_SCANS_BEFORE_INDEX = 2
 
 # The ledger schema this code writes; sql/ledger_migrate_<n>_to_<n+1>.sql upgrades
 # an older ledger step by step when it is opened.
@@ -131,6 +136,8 @@ class Ledger:
         self._con = con
         self.path = path
         self.environment = environment
+        self._lookups = 0
+        self._index: RefIndex | None = None
 
     @classmethod
     def open(cls, path: Path, environment: str) -> Ledger:
@@ -185,9 +192,22 @@ class Ledger:
         return {"environment": self.environment, **extra}
 
     def lookup(self, refs: pl.Series) -> pl.DataFrame:
-        """(ref, status, payload_sha256) of the refs the ledger already has."""
+        """(ref, status, payload_sha256) of the refs the ledger already has; the payload
+        hash of the rejected ones only (the only ones whose payload decides).
+
+        A run looks each ref up once. Its first chunks are looked up in the ledger
+        file (a scan of it per chunk); from then on, in an index of the ledger's refs
+        built once in memory (`RefIndex`), so a long run's check costs a binary search
+        per ref rather than a scan of the whole ledger per chunk.
+        """
+        self._lookups += 1
+        chunk = refs.drop_nulls()
         with self._con.cursor() as con:
-            con.register("chunk_refs", pl.DataFrame({"ref": refs.drop_nulls()}))
+            if self._index is None and self._lookups > _SCANS_BEFORE_INDEX:
+                self._index = RefIndex.build(con, self.environment)
+            if self._index is not None:
+                return self._index.lookup(con, chunk)
+            con.register("chunk_refs", pl.DataFrame({"ref": chunk}))
             known: pl.DataFrame = con.sql(sql_file("ledger_lookup.sql"), params=self._params()).pl()
         return known
 

@@ -34,7 +34,7 @@ UNDELIVERED = ("missing", "pending", "failed")
 EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
 
-def normalize_ref(ref: str) -> str | None:
+def _normalize_ref(ref: str) -> str | None:
     """The confirmationref as the pipeline records it (trimmed; blank is none)."""
     value = confirmationrefs(pl.DataFrame({"confirmationref": [ref]}))[0]
     return None if value is None else str(value)
@@ -67,8 +67,8 @@ class Audit:
         return rows
 
     def conversion(self, ref: str) -> dict[str, Any] | None:
-        """The ledger row of `ref` with its `attempts` (oldest first), or None."""
-        normalized = normalize_ref(ref)
+        """The ledger row of `ref` with its `history` of attempts (oldest first), or None."""
+        normalized = _normalize_ref(ref)
         if normalized is None:
             return None
         found = self._rows("audit_show.sql", ref=normalized)

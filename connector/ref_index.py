@@ -4,8 +4,8 @@ Owns: a snapshot of the ledger's refs (one environment's) as fingerprints, two
 independent 64-bit hashes each (`sql/ledger_index*.sql`), sorted by the first, with
 each one's status and the payload hash of the rejected ones; and `lookup`, which
 answers what `sql/ledger_lookup.sql` answers with a binary search per ref instead
-of a scan of the whole ledger per chunk. Memory: about 17 bytes per ledger row
-(170 MB for 10,000,000), plus the rejected conversions' payload hashes.
+of a scan of the whole ledger per chunk. Memory: about 20 bytes per ledger row
+(200 MB for 10,000,000), plus the rejected conversions' payload hashes.
 Must not: outlive the run that built it. It does not see later writes, which is
 right only because a run looks each ref up once (`RunDedup` drops repeats first).
 A false match needs both hashes to collide at once (odds about ledger rows / 2^128
@@ -19,7 +19,6 @@ import polars as pl
 
 from connector.digest import sql_file
 
-STATUSES = pl.Enum(["accepted", "pending", "failed", "rejected", "rejected_local"])
 _KEYS = ["k1", "k2"]
 
 
@@ -57,7 +56,7 @@ class RefIndex:
         params = {"environment": environment}
         known = con.sql(sql_file("ledger_index.sql"), params=params).pl()
         rejected = con.sql(sql_file("ledger_index_rejected.sql"), params=params).pl()
-        known = known.with_columns(pl.col("status").cast(STATUSES))
+        known = known.with_columns(pl.col("status").cast(pl.Categorical))
         return cls(known.sort("k1"), rejected.sort("k1"))
 
     def lookup(self, con: duckdb.DuckDBPyConnection, refs: pl.Series) -> pl.DataFrame:

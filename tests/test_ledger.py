@@ -24,7 +24,7 @@ from connector.digest import sql_file
 from connector.errors import ConfigError
 from connector.ledger import Ledger, RunDedup
 from connector.pipeline import sync
-from connector.ref_index import STATUSES, RefIndex
+from connector.ref_index import RefIndex
 from connector.report import RunReport
 
 SINCE, UNTIL = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
@@ -371,7 +371,7 @@ def test_the_index_finds_refs_whose_first_hash_another_ref_shares() -> None:
             "k2": [twin["A"], k2["A"], k2["B"], twin["B"]],
             "status": ["pending", "accepted", "rejected", "failed"],
         },
-        schema_overrides={"k1": pl.UInt64, "k2": pl.UInt64, "status": STATUSES},
+        schema_overrides={"k1": pl.UInt64, "k2": pl.UInt64, "status": pl.Categorical},
     ).sort("k1")
     rejected = pl.DataFrame(
         {"k1": [k1["B"]], "k2": [k2["B"]], "payload_sha256": ["p"]},

@@ -156,6 +156,15 @@ LogFormatOption = Annotated[
     LogFormat,
     typer.Option(help="Events on stderr: readable lines, or one JSON object per line."),
 ]
+NewLedgerOption = Annotated[
+    bool,
+    typer.Option(
+        "--new-ledger",
+        help="Start a new ledger history where the marker beside ledger.path records a "
+        "ledger that is missing or was replaced (conversions it does not hold as accepted "
+        "are sent again). Refused when the ledger is fine.",
+    ),
+]
 
 
 class _ProgressBar:
@@ -212,6 +221,7 @@ def sync_command(
     limit: Annotated[int | None, typer.Option(min=1, help="Read at most N rows.")] = None,
     as_json: JsonOption = False,
     log_format: LogFormatOption = LogFormat.TEXT,
+    new_ledger: NewLedgerOption = False,
 ) -> None:
     """Send the conversions of the window that the ledger has not settled.
 
@@ -233,7 +243,14 @@ def sync_command(
                 bar.show(run.rows_done, run.batches_sent, accepted=run.accepted)
 
             report = jobs.sync(
-                loaded, start, end, now=now, limit=limit, dry_run=dry_run, progress=progress
+                loaded,
+                start,
+                end,
+                now=now,
+                limit=limit,
+                dry_run=dry_run,
+                new_ledger=new_ledger,
+                progress=progress,
             )
     except ConnectorError as exc:
         if not isinstance(exc.report, RunReport):

@@ -77,6 +77,7 @@ def sync(
     now: Moment | None = None,
     dry_run: bool = False,
     limit: int | None = None,
+    new_ledger: bool = False,
     progress: pipeline.Progress | None = None,
 ) -> RunReport:
     """Send the conversions of `[since, until)` (default: `[now - sync.lookback, now)`)
@@ -87,12 +88,21 @@ def sync(
     older than `sync.max_event_age`. Raises `ConfigError`, `SourceError`,
     `LedgerLocked` before sending, `FatalSendError` when credentials are refused or
     the endpoint stays unreachable, `Interrupted` on SIGINT/SIGTERM; each has
-    `exit_code`, and the last two carry the run's `report`.
+    `exit_code`, and the last two carry the run's `report`. `new_ledger`: start a new
+    ledger where the marker beside `ledger.path` records one that is missing or was
+    replaced (otherwise that stops the run with a `ConfigError`).
     """
     loaded, moment = as_config(config), run_now(now)
     start, end = bounds(since, until, pipeline.sync_window(loaded, moment))
     report = pipeline.sync(
-        loaded, start, end, now=moment, dry_run=dry_run, limit=limit, progress=progress
+        loaded,
+        start,
+        end,
+        now=moment,
+        dry_run=dry_run,
+        limit=limit,
+        new_ledger=new_ledger,
+        progress=progress,
     )
     return raise_if_stopped(report)
 

@@ -1,7 +1,9 @@
 """The results ledger: what became of every conversion, one DuckDB file per project.
 
 Owns: the ledger file (DDL and queries in `sql/ledger*.sql`), the lock that keeps
-one run at a time (DuckDB's own file lock: a second process gets exit 4), the rules
+one run at a time (DuckDB's own file lock: a second process gets exit 4), its
+identity (`ledger_meta`: id, environment, schema version and migrations; the marker
+file beside it, `connector.ledger_marker`, so a lost ledger is noticed), the rules
 of DESIGN.md (write-ahead `pending`, settle after the response, skip `accepted` and
 unchanged `rejected`), the `attempts` history (written with each settle), the `runs`
 table, and first-wins deduplication within a run.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from connector import ledger_marker
 from connector.digest import connect, sql_file
 from connector.errors import EXIT_LOCKED, ConfigError, ConnectorError
 from connector.ref_index import RefIndex
@@ -46,8 +50,8 @@ _ROW_COLUMNS: dict[str, pl.DataType] = {
 _SCANS_BEFORE_INDEX = 2
 
 # The ledger schema this code writes; sql/ledger_migrate_<n>_to_<n+1>.sql upgrades
-# an older ledger step by step when it is opened.
-SCHEMA_VERSION = 1
+# an older ledger step by step when it is opened (2: `ledger_meta.ledger_id`).
+SCHEMA_VERSION = 2
 
 
 def _open_error(path: Path, exc: duckdb.Error, reading: bool = False) -> ConnectorError:
@@ -81,7 +85,13 @@ def _checked_version(meta: dict[str, str], path: Path, environment: str) -> int:
     environment's and not newer than this code."""
     if meta.get("environment") != environment:
         raise _other_environment(path, meta.get("environment"), environment)
-    version = int(meta.get("schema_version", "0"))
+    text = meta.get("schema_version", "")
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(
+            f"ledger.path: {path} records no valid schema version ({text!r}); "
+            "restore the ledger from a backup"
+        )
+    version = int(text)
     if version > SCHEMA_VERSION:
         raise ConfigError(
             f"ledger.path: {path} has schema version {version}, newer than this "
@@ -97,6 +107,7 @@ def connect_read_only(path: Path, environment: str) -> duckdb.DuckDBPyConnection
     when there is no ledger, it is another environment's, or it needs an upgrade
     (which only a writing run performs).
     """
+    ledger_marker.check_missing(path, new_ledger=False)  # lost, not "not yet"
     if not path.is_file():
         raise ConfigError(f"ledger.path: no ledger at {path} yet; a sync creates it")
     try:
@@ -132,36 +143,58 @@ class LedgerLocked(ConnectorError):
 class Ledger:
     """The ledger of one environment, open (and locked) for the length of a run."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, environment: str) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, environment: str, umask: int
+    ) -> None:
         self._con = con
+        self._umask = umask  # the process's own, restored on close
         self.path = path
         self.environment = environment
         self._lookups = 0
         self._index: RefIndex | None = None
 
     @classmethod
-    def open(cls, path: Path, environment: str) -> Ledger:
-        """Open (or create, owner-only) the ledger and check it is this environment's."""
+    def open(cls, path: Path, environment: str, *, new_ledger: bool = False) -> Ledger:
+        """Open (or create, owner-only) the ledger and check it is this environment's,
+        and the one the marker beside it records (`new_ledger`: start a new history
+        where the marker's ledger is missing or replaced)."""
+        ledger_marker.check_missing(path, new_ledger)
+        existed = path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
-        mask = os.umask(0o077)  # a new ledger file is owner-only from its first byte
+        # Owner-only while the ledger is open: the file, its WAL (which DuckDB creates
+        # again after every checkpoint) and the marker, from their first byte.
+        umask = os.umask(0o077)
         try:
             con = connect(str(path))
         except duckdb.Error as exc:
+            os.umask(umask)
             raise _open_error(path, exc) from None
-        finally:
-            os.umask(mask)
+        ledger = cls(con, path, environment, umask)
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(sql_file("ledger.sql"))
-            ledger = cls(con, path, environment)
             ledger._check_meta()
+            if existed:
+                ledger_marker.check_same(path, ledger.history(), new_ledger)
+            ledger.write_marker()
         except BaseException:
-            con.close()
+            ledger.close()
             raise
         for file in (path, path.with_name(path.name + ".wal")):
-            if file.exists():
+            if file.exists():  # made by an older version, or by hand
                 file.chmod(0o600)
         return ledger
+
+    def history(self) -> ledger_marker.History:
+        """This ledger's id, environment and runs (what its marker records)."""
+        row = self._con.execute(sql_file("ledger_history.sql")).fetchone()
+        assert row is not None
+        ledger_id, runs, last_run_id, last_run_at = row
+        started = last_run_at.isoformat() if last_run_at is not None else None
+        return ledger_marker.History(ledger_id, self.environment, runs, last_run_id, started)
+
+    def write_marker(self) -> None:
+        ledger_marker.write(self.path, self.history())
 
     def _check_meta(self) -> None:
         meta = dict(self._con.execute("SELECT key, value FROM ledger_meta").fetchall())
@@ -172,15 +205,22 @@ class Ledger:
                 raise _other_environment(self.path, others[0], self.environment)
             self._con.executemany(
                 "INSERT INTO ledger_meta VALUES (?, ?)",
-                [["schema_version", str(SCHEMA_VERSION)], ["environment", self.environment]],
+                [
+                    ["schema_version", str(SCHEMA_VERSION)],
+                    ["environment", self.environment],
+                    ["ledger_id", str(uuid.uuid4())],
+                ],
             )
             return
         version = _checked_version(meta, self.path, self.environment)
         for step in range(version, SCHEMA_VERSION):  # migrations, oldest first
+            self._con.begin()
             self._con.execute(sql_file(f"ledger_migrate_{step}_to_{step + 1}.sql"))
+            self._con.commit()
 
     def close(self) -> None:
         self._con.close()
+        os.umask(self._umask)
 
     def __enter__(self) -> Ledger:
         return self
@@ -249,6 +289,7 @@ class Ledger:
         self._con.execute(
             sql_file("run_finish.sql"), params | {"now": datetime.now(UTC), "message": message}
         )
+        self.write_marker()
 
     def finished_windows(self) -> list[tuple[datetime, datetime]]:
         """`[since, until)` of every backfill window finished in this environment."""

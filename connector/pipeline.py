@@ -550,14 +550,18 @@ def sync(
     mode: str = "sync",
     limit: int | None = None,
     dry_run: bool = False,
+    new_ledger: bool = False,
     progress: Progress | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> RunReport:
     """Send the conversions of `[since, until)` that the ledger has not settled (see
-    `run`); `now` (default: the clock) decides which events are too old."""
+    `run`); `now` (default: the clock) decides which events are too old. `new_ledger`:
+    start a new ledger although the marker beside `ledger.path` records one that is
+    missing or was replaced (`Ledger.open`)."""
     check_transport(config)
-    with Ledger.open(config.ledger.path, config.destination.environment) as ledger:
+    environment = config.destination.environment
+    with Ledger.open(config.ledger.path, environment, new_ledger=new_ledger) as ledger:
         return asyncio.run(
             until_stopped(
                 lambda stopping: run(

@@ -21,7 +21,8 @@ LEDGER = REPO / "examples" / "demo-ledger.duckdb"
 
 
 def main() -> int:
-    LEDGER.unlink(missing_ok=True)
+    for suffix in ("", ".wal", ".marker.json"):  # a fresh demo ledger, on purpose
+        LEDGER.with_name(LEDGER.name + suffix).unlink(missing_ok=True)
     sandbox = subprocess.Popen(
         [sys.executable, "-m", "connector", "sandbox", "--port", "0"],
         stdout=subprocess.PIPE,

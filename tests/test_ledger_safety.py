@@ -41,7 +41,7 @@ def project(tmp: Path, url: str, **destination: Any) -> Path:
         con.execute(
             "CREATE OR REPLACE TABLE orders AS SELECT 'ORD-' || lpad(i::VARCHAR, 4, '0') "
             "AS confirmationref, 'buyer' || i || '@example.com' AS email, 'purchase' AS "
-            "conversiontype, 10.5 + i AS amount, TIMESTAMPTZ '2026-10-01 12:00:00+00' + "
+            "conversiontype, 10.5 + i AS amount, TIMESTAMPTZ '2026-10-20 12:00:00+00' + "
             f"INTERVAL (i) MINUTE AS event_time FROM range({ROWS}) r(i)"
         )
     (tmp / "query.sql").write_text(

@@ -1,9 +1,10 @@
 """The config file: pydantic models of DESIGN.md's YAML, loaded and checked.
 
-Owns: parsing YAML, `${VAR}` / `${VAR:-default}` expansion from the environment,
-resolving paths relative to the config file, and turning every validation failure
-into one `ConfigError` that names the key path. Must not: open the source, send
-anything, or put a secret's value in an error message.
+Owns: parsing YAML (duplicate keys, alias bombs and undecodable text are errors),
+`${VAR}` / `${VAR:-default}` expansion from the environment, resolving paths
+relative to the config file, and turning every validation failure into one
+`ConfigError` that names the key path. Must not: open the source, send anything, or
+put a secret's value (nor any value read from the environment) in an error message.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import httpx
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -36,6 +39,11 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_KEYS = {"api_key", "api_secret"}
+_MAX_DURATION = timedelta(days=36_525)  # a century: further back no time computes
+_MAX_NODES = 10_000  # keys and values of a config, after YAML aliases are expanded
+_MAX_SHOWN = 80  # characters of a value or key quoted in an error message
+_MAX_ERRORS = 20
+_USERINFO = re.compile(r"://[^/?#]*@")  # a URL with user:password in it is never shown
 
 POD_HOSTS = {
     "US1": "https://s2s.us1.mparticle.com",
@@ -52,12 +60,29 @@ def parse_duration(value: str | timedelta) -> timedelta:
         return value
     match = _DURATION.match(str(value))
     if not match:
-        raise ValueError(f"expected a duration like 7d, 12h or 30m, got {value!r}")
+        raise ValueError("expected a duration like 7d, 12h or 30m")
     amount, unit = match.groups()
-    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+    try:
+        duration = timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+    except OverflowError:
+        duration = _MAX_DURATION * 2
+    if duration > _MAX_DURATION:
+        raise ValueError(f"must be at most {_MAX_DURATION.days}d")
+    return duration
+
+
+def _usable_path(path: Path) -> Path:
+    """A path the OS can open: no NUL character, no name longer than it allows."""
+    text = str(path)
+    if "\x00" in text:
+        raise ValueError("must not contain a NUL character")
+    if len(os.fsencode(text)) > 4096 or any(len(os.fsencode(p)) > 255 for p in path.parts):
+        raise ValueError("is too long for a file path")
+    return path
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+FilePath = Annotated[Path, AfterValidator(_usable_path)]
 
 
 class _Strict(BaseModel):
@@ -77,17 +102,18 @@ class UnknownColumns(StrEnum):
 
 
 class SourceConfig(_Strict):
-    database: Path | None = None
+    database: FilePath | None = None
     parquet: dict[str, str] = Field(default_factory=dict)
-    query: Path
+    query: FilePath
     chunk_rows: int = Field(default=50_000, gt=0, le=5_000_000)
 
     @field_validator("parquet")
     @classmethod
     def _view_names(cls, views: dict[str, str]) -> dict[str, str]:
-        for name in views:
-            if not _IDENTIFIER.match(name):
-                raise ValueError(f"view name {name!r} must be a plain SQL identifier")
+        for name, pattern in views.items():
+            if not _IDENTIFIER.fullmatch(name):
+                raise ValueError(f"view name {_clip(repr(name))} must be a plain SQL identifier")
+            _usable_path(Path(pattern))
         return views
 
 
@@ -122,11 +148,20 @@ class DestinationConfig(_Strict):
             return None
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must look like scheme://host[:port], got {url!r}")
+            raise ValueError("must look like scheme://host[:port]")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold credentials (user:password@); use api_key/api_secret")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError(f"must be scheme://host[:port] with no path, got {url!r}")
+            raise ValueError("must be scheme://host[:port] with no path")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise ValueError("http:// is allowed only for loopback hosts; use https://")
+        try:
+            httpx.URL(url)  # the checks httpx makes when it sends
+            valid = parts.port != 0 and not any(c.isspace() for c in parts.hostname)
+        except (httpx.InvalidURL, ValueError):  # a bad port or host name
+            valid = False
+        if not valid:
+            raise ValueError("is not a valid URL (scheme://host[:port])")
         return url.rstrip("/")
 
     @field_validator("api_key", "api_secret")
@@ -192,7 +227,7 @@ class SyncConfig(_Strict):
 
 
 class LedgerConfig(_Strict):
-    path: Path = Path("ledger.duckdb")
+    path: FilePath = Path("ledger.duckdb")
 
 
 class Config(_Strict):
@@ -204,28 +239,69 @@ class Config(_Strict):
     path: Path | None = Field(default=None, exclude=True)
 
 
-def _expand_env(node: Any, where: str, env: dict[str, str]) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: _expand_env(v, f"{where}.{k}" if where else str(k), env) for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_expand_env(v, f"{where}[{i}]", env) for i, v in enumerate(node)]
-    if not isinstance(node, str):
-        return node
+def _clip(text: str) -> str:
+    """`text` cut to a readable length for an error message."""
+    return text if len(text) <= _MAX_SHOWN else f"{text[: _MAX_SHOWN - 5]}...{text[-2:]}"
 
-    def substitute(match: re.Match[str]) -> str:
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing a key that appears twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if key.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {_clip(repr(key.value))} appears twice", key.start_mark
+                    )
+                seen.add(key.value)
+        return super().construct_mapping(node, deep)
+
+
+class _Expansion:
+    """`${VAR}` expansion over the whole document, remembering what it read."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.read: set[str] = set()  # values taken from the environment: never shown
+        self.nodes = 0
+
+    def __call__(self, node: Any, where: str) -> Any:
+        self.nodes += 1
+        if self.nodes > _MAX_NODES or where.count(".") + where.count("[") > 32:
+            raise ConfigError(
+                f"{_clip(where)}: the config is too large or too deeply nested "
+                f"(more than {_MAX_NODES} values after YAML aliases are expanded)"
+            )
+        if isinstance(node, dict):
+            return {k: self(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self(v, f"{where}[{i}]") for i, v in enumerate(node)]
+        if not isinstance(node, str):
+            return node
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(
+                f"{_clip(where)}: not valid Unicode text (a lone surrogate)"
+            ) from None
+        return _ENV_REF.sub(lambda match: self._substitute(match, where), node)
+
+    def _substitute(self, match: re.Match[str], where: str) -> str:
         name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
+        if default is not None and "${" in default:
+            raise ConfigError(f"{_clip(where)}: a ${{...}} inside a default is not supported")
+        if name in self.env:
+            if self.env[name]:
+                self.read.add(self.env[name])
+            return self.env[name]
         if default is not None:
             return default
         raise ConfigError(
-            f"{where}: environment variable {name} is not set "
+            f"{_clip(where)}: environment variable {name} is not set "
             f"(export {name}=... or write ${{{name}:-default}})"
         )
-
-    return _ENV_REF.sub(substitute, node)
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
@@ -246,15 +322,19 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         ledger["path"] = rel(ledger["path"])
 
 
-def _describe(error: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-"))
+def _describe(error: dict[str, Any], hidden: set[str]) -> str:
+    loc = ".".join(_clip(str(p)) for p in error["loc"] if not str(p).startswith("function-"))
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return f"{loc}: unknown key (check its spelling against config.example.yaml)"
     shown = error.get("input")
-    secret = bool(_SECRET_KEYS & {str(p) for p in error["loc"]})
+    secret = (
+        bool(_SECRET_KEYS & {str(p) for p in error["loc"]})
+        or any(value in str(shown) for value in hidden)
+        or bool(_USERINFO.search(str(shown)))
+    )
     if not secret and isinstance(shown, str | int | float | bool) and error["type"] != "missing":
-        return f"{loc}: {message} (got {shown!r})"
+        return f"{loc}: {message} (got {_clip(repr(shown))})"
     return f"{loc}: {message}"
 
 
@@ -265,19 +345,31 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem or exc}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. a timestamp like 2026-13-45
+        raise ConfigError(f"{path}: not valid YAML: {_clip(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with source, destination, ...")
-    raw = _expand_env(raw, "", dict(os.environ) if env is None else env)
+    if "path" in raw:  # Config.path is where the file was found, not a setting
+        raise ConfigError(f"{path}: invalid config:\n  path: unknown key")
+    expansion = _Expansion(dict(os.environ) if env is None else env)
+    raw = expansion(raw, "")
     _resolve_paths(raw, path.resolve().parent)
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        lines = "\n  ".join(_describe(dict(e)) for e in exc.errors())
+        errors = [_describe(dict(e), expansion.read) for e in exc.errors()]
+        more = len(errors) - _MAX_ERRORS
+        lines = "\n  ".join(errors[:_MAX_ERRORS] + ([f"... and {more} more"] if more > 0 else []))
         raise ConfigError(f"{path}: invalid config:\n  {lines}") from None
     return config.model_copy(update={"path": path.resolve()})

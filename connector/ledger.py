@@ -144,10 +144,14 @@ class Ledger:
     """The ledger of one environment, open (and locked) for the length of a run."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, path: Path, environment: str, umask: int
+        self,
+        con: duckdb.DuckDBPyConnection,
+        path: Path,
+        environment: str,
+        umask: int | None = None,
     ) -> None:
         self._con = con
-        self._umask = umask  # the process's own, restored on close
+        self._umask = umask  # the process's own while `open` holds 077; restored on close
         self.path = path
         self.environment = environment
         self._lookups = 0
@@ -220,7 +224,8 @@ class Ledger:
 
     def close(self) -> None:
         self._con.close()
-        os.umask(self._umask)
+        if self._umask is not None:
+            os.umask(self._umask)
 
     def __enter__(self) -> Ledger:
         return self

@@ -111,8 +111,10 @@ def _prepare_chunk(
     rejected = pl.concat([rejected, too_large], how="diagonal").select(REJECTED_COLUMNS)
     settled = _settled_before(encoded, known)
     # a row rejected here whose conversion was accepted before stays accepted
-    accepted_before = rejected["_ref"].is_in(
-        known.filter(pl.col("status") == "accepted")["ref"].implode()
+    accepted_before = (
+        rejected["_ref"]
+        .is_in(known.filter(pl.col("status") == "accepted")["ref"].implode())
+        .fill_null(False)  # a row without a confirmationref was never accepted
     )
     encoded, rejected = encoded.filter(~settled), rejected.filter(~accepted_before)
     skipped = int(settled.sum()) + int(accepted_before.sum())

@@ -3,9 +3,10 @@
 Owns: opening the warehouse read-only, registering each `source.parquet` entry as a
 view, running `source.query` with `$since` / `$until` bound as parameters (never
 interpolated), and yielding the result as polars frames of at most `chunk_rows`
-rows with lower-cased column names. The session time zone is UTC, so a naive
-timestamp in the SQL means UTC. Must not: hold the whole result in memory, change
-the warehouse, or interpret column values (that is `transform`'s job).
+rows with lower-cased column names (each once, of a type polars reads). The session
+time zone is UTC, so a naive timestamp in the SQL means UTC. Must not: hold the
+whole result in memory, change the warehouse, interpret column values (that is
+`transform`'s job), or repeat a value of the data in an error message.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from connector.config import SourceConfig
 from connector.digest import connect as connect_duckdb
@@ -24,6 +27,7 @@ from connector.digest import quote_identifier
 from connector.errors import ConfigError, SourceError
 
 _PARAMETER = re.compile(r"\$(since|until)\b")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
 def _literal(text: str) -> str:
@@ -76,6 +80,15 @@ def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def _query_error(query: Path, sql: str, exc: Exception) -> SourceError:
+    """The query's error, without the values DuckDB quotes from the data (a failed
+    cast prints the row's value: a customer's email); what the SQL itself says stays."""
+    head, _, rest = str(exc).partition("\n")
+    head = _QUOTED.sub(lambda m: m[0] if m[0][1:-1] in sql else f"{m[0][0]}<value>{m[0][0]}", head)
+    context = rest[rest.find("LINE ") :].rstrip() if "LINE " in rest else ""  # the SQL, marked
+    return SourceError(f"{query.name}: {head}" + (f"\n{context}" if context else ""))
+
+
 def counts(config: SourceConfig, windows: Sequence[tuple[datetime, datetime]]) -> list[int]:
     """How many rows the query returns for each `[since, until)` (for progress and plans)."""
     sql = f"SELECT count(*) FROM (\n{read_query(config).rstrip().rstrip(';')}\n)"
@@ -86,12 +99,26 @@ def counts(config: SourceConfig, windows: Sequence[tuple[datetime, datetime]]) -
                 for since, until in windows
             ]
         except duckdb.Error as exc:
-            raise SourceError(f"{config.query.name}: {exc}") from None
+            raise _query_error(config.query, sql, exc) from None
 
 
 def count(config: SourceConfig, since: datetime, until: datetime) -> int:
     """How many rows the query returns for `[since, until)`."""
     return counts(config, [(since, until)])[0]
+
+
+def _check_columns(schema: pa.Schema, query: str) -> None:
+    """Each column name once (case-blind), and of a type polars can read."""
+    seen: set[str] = set()
+    for field in schema:
+        if field.name.lower() in seen:
+            raise SourceError(f"{query}: column {field.name} appears twice (names are case-blind)")
+        seen.add(field.name.lower())
+        if pa.types.is_interval(field.type):  # polars cannot import these (it panics)
+            raise SourceError(
+                f"{query}: column {field.name} has type INTERVAL, which the connector cannot "
+                f"read; cast it in the query, e.g. CAST({field.name} AS VARCHAR)"
+            )
 
 
 def chunks(
@@ -106,19 +133,13 @@ def chunks(
             relation = con.sql(sql, params={"since": since, "until": until})
             reader = relation.to_arrow_reader(config.chunk_rows)
         except duckdb.Error as exc:
-            raise SourceError(f"{config.query.name}: {exc}") from None
-        seen: set[str] = set()
-        for name in reader.schema.names:
-            if name.lower() in seen:
-                raise SourceError(
-                    f"{config.query.name}: column {name} appears twice (names are case-blind)"
-                )
-            seen.add(name.lower())
+            raise _query_error(config.query, sql, exc) from None
+        _check_columns(reader.schema, config.query.name)
         try:
             for batch in reader:
                 frame = pl.from_arrow(batch)
                 assert isinstance(frame, pl.DataFrame)
                 if frame.height:
                     yield frame.rename(str.lower)
-        except duckdb.Error as exc:
-            raise SourceError(f"{config.query.name}: {exc}") from None
+        except (duckdb.Error, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+            raise _query_error(config.query, sql, exc) from None

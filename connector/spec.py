@@ -123,12 +123,14 @@ MAX_BATCHES_PER_REQUEST = 100
 MAX_NAME_CHARS = 256
 MAX_VALUE_CHARS = 4096
 MAX_USER_ATTRIBUTES = 100
+# mParticle's default service limits: "max unique attributes per event: 100".
+MAX_EVENT_ATTRIBUTES = 100
 
 # Reason codes, in the order they are checked: a row gets the first that applies.
 REASONS: dict[str, str] = {
     "missing_confirmationref": "confirmationref is empty; every conversion needs its order id",
     "missing_event_time": "event_time is empty",
-    "invalid_event_time": "event_time is not an ISO 8601 timestamp",
+    "invalid_event_time": "event_time is not an ISO 8601 timestamp in the years 1-9999",
     "too_old": (
         "event_time is older than sync.max_event_age (default 30d), which the Event API "
         "does not accept; raise sync.max_event_age only if Rokt confirms your account "
@@ -141,7 +143,7 @@ REASONS: dict[str, str] = {
     "invalid_mobile": "mobile has no digits",
     "invalid_ipaddress": "ipaddress is not an IPv4 or IPv6 address",
     "invalid_device_id": "ios_advertising_id, android_advertising_id or ios_idfv is not a UUID",
-    "invalid_dob": "dob is not a date, YYYY-MM-DD or YYYYMMDD",
+    "invalid_dob": "dob is not a date (years 1-9999), YYYY-MM-DD or YYYYMMDD",
     "invalid_amount": "amount or margin is not a finite number",
     "negative_amount": "amount is negative (a refund is not a conversion)",
     "invalid_quantity": "quantity is not a non-negative whole number",

@@ -24,6 +24,7 @@ from connector.errors import SourceError
 from connector.spec import (
     ATTRIBUTES,
     BY_COLUMN,
+    MAX_EVENT_ATTRIBUTES,
     MAX_NAME_CHARS,
     MAX_VALUE_CHARS,
     REASONS,
@@ -83,7 +84,10 @@ IPV6 = (
 )
 _TIMESTAMP_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M%:z")
 _TIMESTAMP_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
-_NESTED = (pl.List, pl.Array, pl.Struct, pl.Object, pl.Binary)
+_EVENT_COLUMNS = [a.column for a in ATTRIBUTES if a.place == Place.EVENT]
+# Years 1-9999 in UTC epoch ms: a timestamp or dob outside them (DuckDB's 'infinity'
+# included) has no ISO 8601 / YYYYMMDD form and is no time anything happened.
+_FIRST_MS, _LAST_MS = -62_135_596_800_000, 253_402_300_799_999
 
 # The type of a column the query lacks, so checks on it still type-check.
 _ABSENT_DTYPE: dict[Kind, pl.DataType] = {
@@ -169,12 +173,19 @@ def _parse_integer(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
     return pl.when(good).then(value), col.is_not_null() & ~good
 
 
+def _is_scalar(dtype: pl.DataType) -> bool:
+    scalars = (pl.String, pl.Boolean, pl.Null, pl.Categorical, pl.Enum)
+    return dtype.is_numeric() or dtype.is_temporal() or isinstance(dtype, scalars)
+
+
 def _parse_dob(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
     col = pl.col(column)
-    if dtype == pl.Date:
-        return col.dt.strftime("%Y%m%d"), pl.lit(False)
-    if isinstance(dtype, pl.Datetime):
-        return col.dt.date().dt.strftime("%Y%m%d"), pl.lit(False)
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        ms = (col if isinstance(dtype, pl.Datetime) else col.cast(pl.Datetime("ms"))).dt.epoch("ms")
+        in_range = ms.is_between(_FIRST_MS, _LAST_MS)
+        day: pl.Expr = pl.when(in_range).then(col)  # masked: polars panics formatting the rest
+        day = day.dt.date() if isinstance(dtype, pl.Datetime) else day
+        return day.dt.strftime("%Y%m%d"), col.is_not_null() & ~in_range
     text = _text(column)
     date = pl.coalesce(
         pl.when(text.str.contains(r"^[0-9]{4}-[0-9][0-9]-[0-9][0-9]$")).then(
@@ -235,7 +246,9 @@ def _normalize(attribute: Attribute, dtype: pl.DataType) -> list[pl.Expr]:
     elif kind == Kind.DOB:
         value, bad = _parse_dob(column, dtype)
     elif kind == Kind.TIMESTAMP:
-        value, bad = _parse_timestamp(column, dtype)
+        ms, bad = _parse_timestamp(column, dtype)
+        in_range = ms.is_between(_FIRST_MS, _LAST_MS)
+        value, bad = pl.when(in_range).then(ms), bad | (ms.is_not_null() & ~in_range)
     else:
         value = _text(column)
     return [value.alias(f"_n.{column}"), bad.fill_null(False).alias(f"_bad.{column}")]
@@ -330,11 +343,25 @@ def unknown_columns(columns: list[str], policy: UnknownColumns) -> list[str]:
     """The columns the spec does not know, checked against `mapping.unknown_columns`."""
     unknown = [c for c in columns if c not in BY_COLUMN]
     if unknown and policy == UnknownColumns.ERROR:
+        names = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if unknown[10:] else "")
         raise SourceError(
-            f"the query returns columns the attribute spec does not know: {', '.join(unknown)} "
+            f"the query returns columns the attribute spec does not know: {names} "
             "(rename them to canonical names, drop them, or set mapping.unknown_columns)"
         )
-    return unknown if policy == UnknownColumns.ATTRIBUTE else []
+    if policy != UnknownColumns.ATTRIBUTE:
+        return []
+    room = MAX_EVENT_ATTRIBUTES - len(_EVENT_COLUMNS)
+    if len(unknown) > room:
+        raise SourceError(
+            f"the query returns {len(unknown)} columns the attribute spec does not know; each "
+            f"would be an event attribute, and an event holds at most {MAX_EVENT_ATTRIBUTES} "
+            f"({room} beside the spec's own). Select only those Rokt needs, or set "
+            "mapping.unknown_columns: ignore"
+        )
+    for name in unknown:  # polars reads these names as "every column" or a regex
+        if name == "*" or (name.startswith("^") and name.endswith("$")):
+            raise SourceError(f"column {name!r}: rename it in the query (AS a plain name)")
+    return unknown
 
 
 def confirmationrefs(chunk: pl.DataFrame) -> pl.Series:
@@ -357,8 +384,11 @@ def transform(
     before `oldest_ms` (UTC epoch ms; see `sync.max_event_age`) is `too_old`.
     """
     for name, dtype in chunk.schema.items():
-        if isinstance(dtype, _NESTED):
-            raise SourceError(f"column {name} has type {dtype}; return scalar values only")
+        if not _is_scalar(dtype):
+            raise SourceError(
+                f"column {name} has type {dtype}; return scalar values only "
+                f"(e.g. CAST({name} AS VARCHAR) in the query)"
+            )
     extra = unknown_columns(chunk.columns, mapping.unknown_columns)
     hashed = set(mapping.hash)
     absent = [a.column for a in ATTRIBUTES if a.column not in chunk.schema]

@@ -18,6 +18,7 @@ import base64
 import os
 import pty
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ import trustme
 import typer.main
 from conftest import REPO, SandboxProcess, base_config, cli, write_config
 
+from connector import pipeline
 from connector.cli import app
 from connector.config import load_config
 from connector.errors import ConfigError
@@ -45,6 +48,7 @@ KEY = "key-Leak-Probe-3c9e7d41"
 SECRET = "secret-Leak-Probe-8f21ab90"
 ENV = {"ROKT_LEAK_KEY": KEY, "ROKT_LEAK_SECRET": SECRET}
 WINDOW = ["--since", "2026-09-01", "--until", "2026-11-02"]
+SINCE, UNTIL = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
 StartSandbox = Callable[..., SandboxProcess]
 SANDBOX_OPTIONS = ["--api-key", KEY, "--api-secret", SECRET, "--reject-rate", "0.05", "--seed", "1"]
 
@@ -145,6 +149,7 @@ class Case:
     sandbox: str = "main"  # main (accepts KEY/SECRET) | other (other credentials) | none
     terminal: bool = False  # stderr is a terminal: the progress bar draws
     expect: str = ""  # a phrase the run prints (proves the path was taken)
+    synced: str = ""  # "ledger": start from a synced ledger; "marker": only its marker
 
 
 CASES: dict[str, Case] = {
@@ -194,12 +199,30 @@ CASES: dict[str, Case] = {
         "FROM orders WHERE $since < $until",
         expect='Could not parse string "<value>"',
     ),
+    "ledger summary": Case("ledger summary", [], 0, synced="ledger", expect="conversions"),
+    "ledger summary --json": Case(
+        "ledger summary", ["--json"], 0, synced="ledger", expect="by_day"
+    ),
+    "ledger show REF": Case(
+        "ledger show", ["ORD-0000001"], 0, synced="ledger", expect="ORD-0000001"
+    ),
+    "ledger show --identity": Case(
+        "ledger show", ["--identity", "{identity}", "--json"], 0, synced="ledger", expect="ORD-"
+    ),
+    "ledger export csv": Case(
+        "ledger export", ["--out", "export.csv"], 0, synced="ledger", expect="exported"
+    ),
+    "ledger export parquet": Case(
+        "ledger export", ["--out", "export.parquet"], 0, synced="ledger", expect="exported"
+    ),
+    "ledger summary, ledger missing": Case(
+        "ledger summary", [], 2, synced="marker", expect="does not exist, but"
+    ),
 }
 # Commands other helpers are building; when one lands, add its cases above (the
 # test below fails until every command of the CLI has one):
 #   backfill --since D --until D [--window 1d] [--json]          (and a failing run)
-#   ledger summary | ledger show REF | ledger reconcile           (--config C)
-#   ledger export --out FILE.csv and --out FILE.parquet          (scan the FILE too)
+#   ledger reconcile
 COVERED_ELSEWHERE = {"sandbox": "test_the_sandbox_prints_no_secret"}
 
 
@@ -248,6 +271,26 @@ def main_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     process.wait(timeout=10)
 
 
+@pytest.fixture(scope="module")
+def synced_ledger(
+    tmp_path_factory: pytest.TempPathFactory, example_dir: Path, main_sandbox: tuple[str, Path]
+) -> Path:
+    """A ledger (and its marker) after a sync of the example warehouse, for the audit
+    commands to read."""
+    tmp = tmp_path_factory.mktemp("synced")
+    config = base_config(
+        tmp,
+        source={
+            "database": str(example_dir / "warehouse.duckdb"),
+            "query": str(REPO / "sql" / "conversions.sql"),
+        },
+        destination={"base_url": main_sandbox[0], "api_key": KEY, "api_secret": SECRET},
+    )
+    report = pipeline.sync(load_config(write_config(tmp, config)), SINCE, UNTIL)
+    assert report.accepted > 1000, report.message
+    return tmp
+
+
 def _on_terminal(args: list[str]) -> tuple[int, str, str]:
     """Run the CLI with stderr on a pseudo-terminal (stdout piped)."""
     leader, follower = pty.openpty()
@@ -294,6 +337,7 @@ def test_no_secret_and_no_raw_pii_anywhere(
     needles: Needles,
     main_sandbox: tuple[str, Path],
     sandbox_factory: StartSandbox,
+    synced_ledger: Path,
 ) -> None:
     case = CASES[name]
     url = main_sandbox[0]
@@ -319,7 +363,18 @@ def test_no_secret_and_no_raw_pii_anywhere(
     for section, values in case.config.items():
         config[section] = {**config[section], **values}
     inputs = {write_config(tmp_path, config), query}
-    args = [case.command, "--config", str(tmp_path / "config.yaml"), *WINDOW, *case.args]
+    for name in {
+        "ledger": ["ledger.duckdb", "ledger.duckdb.marker.json"],
+        "marker": ["ledger.duckdb.marker.json"],
+    }.get(case.synced, []):
+        shutil.copy(synced_ledger / name, tmp_path / name)
+    with duckdb.connect(str(synced_ledger / "ledger.duckdb"), read_only=True) as con:
+        identity = con.sql(
+            "SELECT identity_sha256 FROM ledger WHERE confirmationref = 'ORD-0000001'"
+        ).fetchall()[0][0]
+    window = WINDOW if case.command in ("validate", "sync") else []
+    extra = [arg.replace("{identity}", identity or "") for arg in case.args]
+    args = [*case.command.split(), "--config", str(tmp_path / "config.yaml"), *window, *extra]
     if case.terminal:
         code, out, err = _on_terminal(args)
     else:

@@ -210,10 +210,10 @@ CASES: dict[str, Case] = {
         "ledger show", ["--identity", "{identity}", "--json"], 0, synced="ledger", expect="ORD-"
     ),
     "ledger export csv": Case(
-        "ledger export", ["--out", "export.csv"], 0, synced="ledger", expect="exported"
+        "ledger export", ["--out", "{tmp}/export.csv"], 0, synced="ledger", expect="exported"
     ),
     "ledger export parquet": Case(
-        "ledger export", ["--out", "export.parquet"], 0, synced="ledger", expect="exported"
+        "ledger export", ["--out", "{tmp}/export.parquet"], 0, synced="ledger", expect="exported"
     ),
     "ledger summary, ledger missing": Case(
         "ledger summary", [], 2, synced="marker", expect="does not exist, but"
@@ -373,7 +373,7 @@ def test_no_secret_and_no_raw_pii_anywhere(
             "SELECT identity_sha256 FROM ledger WHERE confirmationref = 'ORD-0000001'"
         ).fetchall()[0][0]
     window = WINDOW if case.command in ("validate", "sync") else []
-    extra = [arg.replace("{identity}", identity or "") for arg in case.args]
+    extra = [a.replace("{identity}", identity).replace("{tmp}", str(tmp_path)) for a in case.args]
     args = [*case.command.split(), "--config", str(tmp_path / "config.yaml"), *window, *extra]
     if case.terminal:
         code, out, err = _on_terminal(args)
@@ -391,6 +391,8 @@ def test_no_secret_and_no_raw_pii_anywhere(
         if path.suffix == ".duckdb":
             found += needles.find(f"{path.name} tables", _ledger_text(path))
     assert not found, "\n".join(found[:20])
+    if "--out" in case.args:
+        assert Path(extra[case.args.index("--out") + 1]) in written  # the export is scanned
     for path in written:  # ledger, WAL, marker, exports: owner-only
         assert path.stat().st_mode & 0o777 == 0o600, path
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pytest
 import trustme
 import typer.main
@@ -223,7 +224,7 @@ CASES: dict[str, Case] = {
 # test below fails until every command of the CLI has one):
 #   backfill --since D --until D [--window 1d] [--json]          (and a failing run)
 #   ledger reconcile
-COVERED_ELSEWHERE = {"sandbox": "test_the_sandbox_prints_no_secret"}
+COVERED_ELSEWHERE = {"sandbox": "test_what_the_platform_received_holds_no_raw_pii"}
 
 
 def _commands() -> set[str]:
@@ -397,11 +398,23 @@ def test_no_secret_and_no_raw_pii_anywhere(
         assert path.stat().st_mode & 0o777 == 0o600, path
 
 
-def test_the_sandbox_prints_no_secret(main_sandbox: tuple[str, Path], needles: Needles) -> None:
-    """Run after the cases above used it: the sandbox never logs the credentials."""
-    text = main_sandbox[1].read_text(encoding="utf-8", errors="replace")
+def test_what_the_platform_received_holds_no_raw_pii(
+    main_sandbox: tuple[str, Path], needles: Needles
+) -> None:
+    """Run after the cases above synced into it: every batch the sandbox accepted
+    carries hashes only, and the sandbox's own output never shows the credentials."""
+    url, log = main_sandbox
+    total = httpx.get(f"{url}/_sandbox/batches?limit=0", timeout=10).json()["total"]
+    assert total > 1000  # the sync cases delivered the example's conversions
+    received = [
+        httpx.get(f"{url}/_sandbox/batches?offset={at}&limit=5000", timeout=30).text
+        for at in range(0, total, 5000)
+    ]
+    found = needles.find("the batches the platform received", "\n".join(received))
+    text = log.read_text(encoding="utf-8", errors="replace")
     assert "listening on" in text
-    assert not needles.find("the sandbox's output", text)
+    found += needles.find("the sandbox's output", text)
+    assert not found, "\n".join(found[:20])
 
 
 # ---------------------------------------------------------------------------- TLS

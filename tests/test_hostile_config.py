@@ -24,7 +24,7 @@ from connector.errors import ConfigError
 ENV_SECRET = "env-Secret-Value-5b1d"  # read from the environment: never echoed
 ENV = {"ROKT_TEST_SECRET": ENV_SECRET, "ROKT_TEST_EMPTY": ""}
 MAX_MESSAGE = 3000
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _keys(model: type[BaseModel]) -> list[str]:

@@ -316,8 +316,8 @@ def test_10000_columns_stop_with_a_clear_error_or_are_ignored_on_request(tmp_pat
         "confirmationref",
         "conversiontype",
     }
-    refused = wide(tmp_path, 10_000, ["v"], unknown_columns="error")
-    with pytest.raises(SourceError, match=r"c0000, .*, c0009 and 9990 more"):
+    refused = wide(tmp_path, 100, ["v"], unknown_columns="error")
+    with pytest.raises(SourceError, match=r"c0000, .*, c0009 and 90 more"):
         outcomes(refused)
 
 
@@ -332,7 +332,9 @@ def test_the_most_attribute_columns_fit_or_are_rejected_as_too_large(tmp_path: P
 
 
 @pytest.mark.e2e
-def test_10000_columns_through_the_cli_send_nothing(tmp_path: Path, sandbox_factory: Any) -> None:
+def test_10000_parquet_columns_through_the_cli_send_nothing(
+    tmp_path: Path, sandbox_factory: Any
+) -> None:
     sandbox: SandboxProcess = sandbox_factory()
     config = wide(tmp_path, 10_000, ["v", "w"])
     with duckdb.connect(str(config.source.database)) as con:
@@ -348,11 +350,10 @@ def test_10000_columns_through_the_cli_send_nothing(tmp_path: Path, sandbox_fact
     )
     del data["source"]["database"]
     path = write_config(tmp_path, data, "wide.yaml")
-    for command in ("validate", "sync"):
-        result = cli(command, "--config", str(path), *WINDOW)
-        assert result.returncode == 2, result.stderr
-        assert "returns 10000 columns" in " ".join(result.stderr.split())
-        assert "Traceback" not in result.stderr
+    result = cli("sync", "--config", str(path), *WINDOW)
+    assert result.returncode == 2, result.stderr
+    assert "returns 10000 columns" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
     assert sandbox.stats()["requests"] == 0
 
 

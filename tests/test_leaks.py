@@ -201,9 +201,6 @@ CASES: dict[str, Case] = {
         expect='Could not parse string "<value>"',
     ),
     "ledger summary": Case("ledger summary", [], 0, synced="ledger", expect="conversions"),
-    "ledger summary --json": Case(
-        "ledger summary", ["--json"], 0, synced="ledger", expect="by_day"
-    ),
     "ledger show REF": Case(
         "ledger show", ["ORD-0000001"], 0, synced="ledger", expect="ORD-0000001"
     ),

@@ -81,7 +81,7 @@ class Needles:
             for domain, locals_ in self.emails.items():
                 if after.startswith(domain):
                     found += [
-                        f"email {local}@{domain!r} in {where}"
+                        f"email {f'{local}@{domain}'!r} in {where}"
                         for local in locals_
                         if before.endswith(local)
                     ]

@@ -39,7 +39,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_KEYS = {"api_key", "api_secret"}
-_MAX_DURATION = timedelta(days=36_525)  # a century: further back no time computes
+_MAX_DURATION = timedelta(days=36_525)  # a century; more overflows date arithmetic
 _MAX_NODES = 10_000  # keys and values of a config, after YAML aliases are expanded
 _MAX_SHOWN = 80  # characters of a value or key quoted in an error message
 _MAX_ERRORS = 20

@@ -251,6 +251,14 @@ def test_sync_sends_only_the_valid_rows_and_records_the_values_verbatim(
     assert {"ledger", "runs", "ledger_meta"} <= tables
     with duckdb.connect(str(hostile / "warehouse.duckdb"), read_only=True) as con:
         assert con.sql("SELECT count(*) FROM orders").fetchall() == [(17,)]
+    # the audit commands bind what the user types too: a ref, a file name
+    shown = cli("ledger", "show", "--config", str(config), SQL_REF, "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "accepted"
+    out = hostile / "it's'); COPY (SELECT 1) TO 'pwned.csv'; --.csv"
+    exported = cli("ledger", "export", "--config", str(config), "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert SQL_REF in out.read_text(encoding="utf-8")
+    assert not list(hostile.glob("pwned*")) and not list(Path.cwd().glob("pwned*"))
 
 
 # --------------------------------------------------------------- exotic column types

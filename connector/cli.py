@@ -608,6 +608,7 @@ def backfill_command(
     ] = False,
     as_json: JsonOption = False,
     log_format: LogFormatOption = LogFormat.TEXT,
+    new_ledger: NewLedgerOption = False,
 ) -> None:
     """Send the history in [--since, --until), one window at a time; a rerun skips the
     windows already finished, so an interrupted backfill resumes where it stopped.
@@ -621,7 +622,11 @@ def backfill_command(
     show = stderr.is_terminal and not as_json and not plan
     try:
         loaded, now = jobs.as_config(config), clock.now()
-        planned = jobs.plan_backfill(loaded, start, end, window, now=now) if plan or show else None
+        planned = (
+            jobs.plan_backfill(loaded, start, end, window, now=now, new_ledger=new_ledger)
+            if plan or show
+            else None
+        )
         if plan and planned:
             if as_json:
                 sys.stdout.write(json.dumps(planned.as_dict()) + "\n")
@@ -637,7 +642,9 @@ def backfill_command(
                 batches = backfill.total("batches_sent")
                 bar.show(backfill.rows_done, batches, windows=finished, of=len(backfill.windows))
 
-            report = jobs.backfill(loaded, start, end, window, now=now, progress=progress)
+            report = jobs.backfill(
+                loaded, start, end, window, now=now, new_ledger=new_ledger, progress=progress
+            )
     except ConnectorError as exc:
         if not isinstance(exc.report, BackfillReport):
             fail(str(exc), exc.exit_code)

@@ -139,15 +139,17 @@ def plan_backfill(
     window: timedelta | str = "1d",
     *,
     now: Moment | None = None,
+    new_ledger: bool = False,
 ) -> BackfillPlan:
     """What `backfill` would do: each window of `[since, until)`, whether an earlier
     backfill finished it, its rows (one count query each), the rows older than
     `sync.max_event_age` at `now`, and the batches and time at
     `max_batches_per_second`. Sends nothing and writes nothing; raises LedgerLocked
-    while a run holds the ledger."""
+    while a run holds the ledger, ConfigError when the ledger is lost (`new_ledger`:
+    plan as `backfill(new_ledger=True)` would start over)."""
     loaded, moment = as_config(config), run_now(now)
     start, end = bounds(since, until, (moment, moment))
-    return windows.plan(loaded, start, end, _window_length(window), moment)
+    return windows.plan(loaded, start, end, _window_length(window), moment, new_ledger)
 
 
 def backfill(
@@ -157,6 +159,7 @@ def backfill(
     window: timedelta | str = "1d",
     *,
     now: Moment | None = None,
+    new_ledger: bool = False,
     progress: windows.BackfillProgress | None = None,
 ) -> BackfillReport:
     """Send the history in `[since, until)`, one window (`1d`, `12h`, a timedelta)
@@ -167,9 +170,12 @@ def backfill(
     stopped (the ledger skips conversions already accepted in the window it was
     in). Events older than `sync.max_event_age` at `now` are rejected locally as
     `too_old`. Raises as `sync` does, with the backfill's report on `FatalSendError`
-    and `Interrupted`.
+    and `Interrupted`; `new_ledger` as `sync`'s.
     """
     loaded, moment = as_config(config), run_now(now)
     start, end = bounds(since, until, (moment, moment))
-    report = windows.backfill(loaded, start, end, _window_length(window), moment, progress=progress)
+    length = _window_length(window)
+    report = windows.backfill(
+        loaded, start, end, length, moment, progress=progress, new_ledger=new_ledger
+    )
     return raise_if_stopped(report)

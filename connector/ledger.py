@@ -191,9 +191,9 @@ class Ledger:
 
     def history(self) -> ledger_marker.History:
         """This ledger's id, environment and runs (what its marker records)."""
-        row = self._con.execute(sql_file("ledger_history.sql")).fetchone()
-        assert row is not None
-        ledger_id, runs, last_run_id, last_run_at = row
+        [(ledger_id, runs, last_run_id, last_run_at)] = self._con.execute(
+            sql_file("ledger_history.sql")
+        ).fetchall()  # all: an unfinished result would block the connection
         started = last_run_at.isoformat() if last_run_at is not None else None
         return ledger_marker.History(ledger_id, self.environment, runs, last_run_id, started)
 
@@ -311,6 +311,7 @@ class Ledger:
 def finished_windows(path: Path, environment: str) -> list[tuple[datetime, datetime]]:
     """`Ledger.finished_windows`, read without taking the ledger's write lock (for a
     plan), none when there is no ledger yet; errors as `connect_read_only`'s."""
+    ledger_marker.check_missing(path, new_ledger=False)  # lost, not "not yet"
     if not path.is_file():
         return []
     with connect_read_only(path, environment) as con:

@@ -50,11 +50,17 @@ def covered(window: Window, finished: list[Window]) -> bool:
 
 
 def plan(
-    config: Config, since: datetime, until: datetime, window: timedelta, now: datetime
+    config: Config,
+    since: datetime,
+    until: datetime,
+    window: timedelta,
+    now: datetime,
+    new_ledger: bool = False,
 ) -> BackfillPlan:
     """The windows, their rows (one count query each) and what a backfill at `now`
     would send; reads the ledger without its write lock and sends nothing."""
-    finished = finished_windows(config.ledger.path, config.destination.environment)
+    path, environment = config.ledger.path, config.destination.environment
+    finished = [] if new_ledger else finished_windows(path, environment)
     oldest = oldest_event(now, config.sync.max_event_age)
     windows = [WindowPlan(s, u, covered((s, u), finished)) for s, u in split(since, until, window)]
     to_run = [w for w in windows if not w.done]
@@ -131,13 +137,15 @@ def backfill(
     window: timedelta,
     now: datetime,
     progress: BackfillProgress | None = None,
+    new_ledger: bool = False,
 ) -> BackfillReport:
     """Run every window of `[since, until)` that no earlier backfill finished; the
     ledger stays open (and locked) for the whole backfill. SIGINT/SIGTERM stop it
     after the requests in flight (the window it was in is redone by the next run)."""
     pipeline.check_transport(config)
     started = time.monotonic()
-    with Ledger.open(config.ledger.path, config.destination.environment) as ledger:
+    environment = config.destination.environment
+    with Ledger.open(config.ledger.path, environment, new_ledger=new_ledger) as ledger:
         finished = ledger.finished_windows()
         report = BackfillReport(
             backfill_id=str(uuid.uuid4()),

@@ -50,6 +50,7 @@ SECRET = "secret-Leak-Probe-8f21ab90"
 ENV = {"ROKT_LEAK_KEY": KEY, "ROKT_LEAK_SECRET": SECRET}
 WINDOW = ["--since", "2026-09-01", "--until", "2026-11-02"]
 SINCE, UNTIL = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+BACKFILL = ["--since", "2026-10-02", "--until", "2026-11-01", "--window", "1w"]
 StartSandbox = Callable[..., SandboxProcess]
 SANDBOX_OPTIONS = ["--api-key", KEY, "--api-secret", SECRET, "--reject-rate", "0.05", "--seed", "1"]
 
@@ -216,11 +217,25 @@ CASES: dict[str, Case] = {
     "ledger summary, ledger missing": Case(
         "ledger summary", [], 2, synced="marker", expect="does not exist, but"
     ),
+    "backfill --json": Case("backfill", [*BACKFILL, "--json"], 1, expect='"windows"'),
+    "backfill with progress bar": Case("backfill", BACKFILL, 1, terminal=True, expect="windows"),
+    "backfill --plan": Case("backfill", [*BACKFILL, "--plan"], 0, expect="rows"),
+    "backfill, credentials refused": Case(
+        "backfill", [*BACKFILL, "--json"], 3, sandbox="other", expect="credentials refused"
+    ),
+    "ledger reconcile": Case("ledger reconcile", [], 0, synced="ledger", expect="Reconciled"),
+    "ledger reconcile --json, query error": Case(
+        "ledger reconcile",
+        ["--json"],
+        2,
+        synced="ledger",
+        query="SELECT order_id AS confirmationref, CAST(phone AS INTEGER) AS x FROM orders "
+        "WHERE $since < $until",
+        expect="Could not convert string '<value>'",
+    ),
 }
-# Commands other helpers are building; when one lands, add its cases above (the
-# test below fails until every command of the CLI has one):
-#   backfill --since D --until D [--window 1d] [--json]          (and a failing run)
-#   ledger reconcile
+# When a command is added to the CLI, add its cases above: the test below fails
+# until every command has one.
 COVERED_ELSEWHERE = {"sandbox": "test_what_the_platform_received_holds_no_raw_pii"}
 
 
@@ -370,7 +385,7 @@ def test_no_secret_and_no_raw_pii_anywhere(
         identity = con.sql(
             "SELECT identity_sha256 FROM ledger WHERE confirmationref = 'ORD-0000001'"
         ).fetchall()[0][0]
-    window = WINDOW if case.command in ("validate", "sync") else []
+    window = WINDOW if case.command in ("validate", "sync", "ledger reconcile") else []
     extra = [a.replace("{identity}", identity).replace("{tmp}", str(tmp_path)) for a in case.args]
     args = [*case.command.split(), "--config", str(tmp_path / "config.yaml"), *window, *extra]
     if case.terminal:

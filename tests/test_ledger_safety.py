@@ -127,9 +127,15 @@ def test_a_deleted_ledger_stops_every_run_until_the_user_starts_over(
     sent = sandbox.stats()["requests"]
 
     ledger.unlink()
-    for extra in ([], ["--dry-run"]):
+    backfill = ["backfill", "--config", str(config), "--since", "2026-10-01", "--until"]
+    for result in (
+        sync(config),
+        sync(config, "--dry-run"),
+        cli(*backfill, "2026-11-01", "--json"),
+        cli(*backfill, "2026-11-01", "--plan"),
+    ):
         assert_stopped(
-            sync(config, *extra),
+            result,
             2,
             f"ledger.path: {ledger} does not exist",
             "ledger.duckdb.marker.json beside it records",
@@ -139,6 +145,8 @@ def test_a_deleted_ledger_stops_every_run_until_the_user_starts_over(
         )
         assert not ledger.exists()  # no empty ledger left behind for the next run
     assert sandbox.stats()["requests"] == sent
+    planned = cli(*backfill, "2026-11-01", "--plan", "--new-ledger", "--json")
+    assert planned.returncode == 0 and not ledger.exists()  # a plan writes nothing
 
     again = report(sync(config, "--new-ledger"))  # starting over sends everything again
     assert again["accepted"] == ROWS and sandbox.stats()["resent"] == ROWS

@@ -203,7 +203,7 @@ class MappingConfig(_Strict):
         unknown = sorted(set(columns) - set(HASHABLE))
         if unknown:
             raise ValueError(
-                f"cannot hash {', '.join(unknown)}; hashable columns: {', '.join(HASHABLE)}"
+                f"cannot hash {_clip(', '.join(unknown))}; hashable columns: {', '.join(HASHABLE)}"
             )
         return columns
 

@@ -240,6 +240,10 @@ FINDINGS = {
         BASE + b"mapping: {unknown_columns: '" + b"y" * 1_000_000 + b"'}\n",
         "mapping.unknown_columns: Input should be",
     ),
+    "huge_hash_entry": (
+        BASE + b"mapping: {hash: ['" + b"0" * 5000 + b"']}\n",
+        "mapping.hash: cannot hash 00000",
+    ),
     "many_unknown_keys": (
         BASE + b"mapping: {" + b",".join(b"k%d: 1" % i for i in range(5000)) + b"}\n",
         "and 4980 more",

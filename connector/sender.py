@@ -114,15 +114,18 @@ class TokenBucket:
         self._clock, self._sleep = clock, sleep
         self._lock = asyncio.Lock()
 
-    async def acquire(self, tokens: int) -> None:
+    async def acquire(self, tokens: int, abandon: asyncio.Event | None = None) -> bool:
+        """Wait for `tokens`; False (none taken) once `abandon` is set."""
         async with self._lock:
             while True:
+                if abandon is not None and abandon.is_set():
+                    return False
                 now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
                 if self._tokens >= tokens:
                     self._tokens -= tokens
-                    return
+                    return True
                 await self._sleep((tokens - self._tokens) / self.rate)
 
 
@@ -200,7 +203,8 @@ class Sender:
     ) -> tuple[Outcome, datetime] | None:
         """One HTTP attempt and when it left; None when stopping before a request's
         first attempt."""
-        await self._bucket.acquire(batches)
+        if not await self._bucket.acquire(batches, self._stopping if first else None):
+            return None  # stopping: a request never sent does not wait for tokens
         async with self._slots:
             if first and self._stopping.is_set():
                 return None

@@ -278,3 +278,32 @@ def test_stopping_skips_unsent_requests_but_settles_sent_ones() -> None:
     sent, unsent, requests = asyncio.run(run())
     assert set(sent.status.values()) == {("accepted", None)}  # retried until settled
     assert (unsent.status, unsent.attempts, requests) == ({}, 0, 2)  # never sent
+
+
+def test_stopping_releases_requests_still_waiting_for_tokens() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    async def run() -> list[Delivery]:
+        stopping = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            now[0] += seconds
+            stopping.set()  # Ctrl-C while the bucket makes a request wait
+
+        recorder = Recorder(httpx.Response(202))
+        async with httpx.AsyncClient(transport=httpx.MockTransport(recorder)) as client:
+            sender = Sender(
+                client,
+                destination(max_batches_per_second=1),  # the bucket holds 100 batches
+                sleep=sleep,
+                clock=lambda: now[0],
+                stopping=stopping,
+            )
+            frames = [batches(100) for _ in range(4)]
+            return await asyncio.gather(*(sender.deliver(f, body_of(f)) for f in frames))
+
+    deliveries = asyncio.run(run())
+    assert [len(d.status) for d in deliveries] == [100, 0, 0, 0]  # one sent, three never
+    assert len(slept) == 1  # not 100 s per request waiting for tokens it will not use

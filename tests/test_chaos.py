@@ -91,7 +91,7 @@ FAULTS = [
     Fault(
         "all of them at once",
         (
-            *("--burst-503", "0.1", "--storm-429", "0.1", "--burst-length", "3"),
+            *("--burst-503", "0.2", "--storm-429", "0.2", "--burst-length", "3"),
             *("--retry-after-max", "5", "--reset-rate", "0.1", "--slow-rate", "0.1"),
             *("--slow", "1.5", "--reject-rate", "0.03", "--fail-rate", "0.1", "--seed", "6"),
             *("--latency", "0.05"),

@@ -105,7 +105,9 @@ class SourceConfig(_Strict):
     database: FilePath | None = None
     parquet: dict[str, str] = Field(default_factory=dict)
     query: FilePath
-    chunk_rows: int = Field(default=50_000, gt=0, le=5_000_000)
+    chunk_rows: int = Field(default=10_000, gt=0, le=5_000_000)
+    # DuckDB's memory for the query; past it, sorts and joins spill to a temp folder
+    memory_limit: str = Field(default="64MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB)$")
 
     @field_validator("parquet")
     @classmethod

@@ -8,7 +8,10 @@ not: loop over rows in Python.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
+import weakref
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import polars_hash  # noqa: F401  (registers the `chash` expression namespace)
 # wheel ships the same files as connector/sql/ (see pyproject.toml).
 _PACKAGE = Path(__file__).resolve().parent
 SQL_DIR = _PACKAGE / "sql" if (_PACKAGE / "sql").is_dir() else _PACKAGE.parent / "sql"
+MEMORY_LIMIT = "64MB"  # per DuckDB database (bench/memory.py: 5,000,000 rows)
 _VARIANT = {f"{i:x}": f"{(i & 3) | 8:x}" for i in range(16)}
 
 
@@ -29,14 +33,33 @@ def sql_file(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
-def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(
+    database: str = ":memory:",
+    read_only: bool = False,
+    memory_limit: str = MEMORY_LIMIT,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection; every module opens its DuckDB through this one.
 
     DuckDB draws a progress bar on stdout for queries slower than 2 s; it would break
-    `--json` (one JSON report on stdout), so it is off.
+    `--json` (one JSON report on stdout), so it is off. Each database may hold
+    `memory_limit` (DuckDB's own default is 80% of the machine, and a sorted source
+    query of millions of rows took gigabytes); beyond it sorts, joins and aggregates
+    spill to disk: beside the file of a file database, in a private temporary folder
+    (removed with the connection) for an in-memory one. `threads` (default: one per
+    core): fewer threads need less memory to sort.
     """
     con = duckdb.connect(database, read_only=read_only)
+    # SET, not connect-time config: another connection to the same file in this
+    # process (with the default config) must still be allowed
     con.execute("SET enable_progress_bar = false")  # its cursors inherit the setting
+    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+    if threads is not None:
+        con.execute(f"SET threads = {int(threads)}")
+    if database == ":memory:":
+        spill = tempfile.mkdtemp(prefix="rokt-connector-duckdb-")
+        con.execute(f"SET temp_directory = {quote_literal(spill)}")
+        weakref.finalize(con, shutil.rmtree, spill, True)
     return con
 
 
@@ -44,6 +67,10 @@ def connect(database: str = ":memory:", read_only: bool = False) -> duckdb.DuckD
 def _engine() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB for digests; each call works in its own cursor."""
     return connect()
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def quote_identifier(name: str) -> str:

@@ -169,7 +169,7 @@ class Ledger:
         # again after every checkpoint) and the marker, from their first byte.
         umask = os.umask(0o077)
         try:
-            con = connect(str(path))
+            con = connect(str(path), threads=1)
         except duckdb.Error as exc:
             os.umask(umask)
             raise _open_error(path, exc) from None
@@ -340,7 +340,7 @@ class RunDedup:
     """Remembers the confirmationrefs of one run; the first row with a ref wins."""
 
     def __init__(self) -> None:
-        self._con = connect()
+        self._con = connect(threads=1)
         self._con.execute("CREATE TABLE seen (ref VARCHAR)")  # appends; no index to maintain
 
     def duplicates(self, refs: pl.Series) -> pl.Series:

@@ -381,7 +381,8 @@ async def _deliver_all(
     """Prepare, record and send every chunk; after `stopping` is set, start nothing new
     but let the requests in flight finish and settle."""
     transport = config.destination.transport.value
-    parts = prepare(config, since, until, now, limit, lookup=ledger.lookup)
+    # one chunk prepared at a time: sending is slower anyway, and memory stays small
+    parts = prepare(config, since, until, now, limit, workers=1, lookup=ledger.lookup)
     settler = _Settler(ledger, report.run_id)
     tasks: set[asyncio.Task[None]] = set()
     high_water = 4 * config.destination.concurrency  # requests queued ahead of the wire

@@ -15,7 +15,6 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -23,15 +22,11 @@ import pyarrow as pa
 
 from connector.config import SourceConfig
 from connector.digest import connect as connect_duckdb
-from connector.digest import quote_identifier
+from connector.digest import quote_identifier, quote_literal
 from connector.errors import ConfigError, SourceError
 
 _PARAMETER = re.compile(r"\$(since|until)\b")
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def read_query(config: SourceConfig) -> str:
@@ -53,14 +48,16 @@ def read_query(config: SourceConfig) -> str:
 @contextmanager
 def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the warehouse attached read-only and the Parquet views."""
-    con = connect_duckdb()
+    # one thread: the query outruns the rest of the pipeline, and sorts in half the memory
+    con = connect_duckdb(memory_limit=config.memory_limit, threads=1)
     try:
         con.execute("SET TimeZone = 'UTC'")
         if config.database is not None:
             if not config.database.is_file():
                 raise SourceError(f"source.database: no DuckDB file at {config.database}")
             try:
-                con.execute(f"ATTACH {_literal(str(config.database))} AS warehouse (READ_ONLY)")
+                path = quote_literal(str(config.database))
+                con.execute(f"ATTACH {path} AS warehouse (READ_ONLY)")
             except duckdb.Error as exc:
                 raise SourceError(
                     f"source.database: cannot open {config.database}: {exc}"
@@ -70,7 +67,7 @@ def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
             try:
                 con.execute(
                     f"CREATE TEMP VIEW {quote_identifier(name)} AS "
-                    f"SELECT * FROM read_parquet({_literal(pattern)})"
+                    f"SELECT * FROM read_parquet({quote_literal(pattern)})"
                 )
                 con.execute(f"SELECT * FROM {quote_identifier(name)} LIMIT 0")
             except duckdb.Error as exc:
@@ -80,9 +77,15 @@ def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _query_error(query: Path, sql: str, exc: Exception) -> SourceError:
+def _query_error(config: SourceConfig, sql: str, exc: Exception) -> SourceError:
     """The query's error, without the values DuckDB quotes from the data (a failed
     cast prints the row's value: a customer's email); what the SQL itself says stays."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return SourceError(
+            f"{config.query.name}: {str(exc).splitlines()[0]}; raise source.memory_limit "
+            f"(now {config.memory_limit}) or simplify the query"
+        )
+    query = config.query
     head, _, rest = str(exc).partition("\n")
     head = _QUOTED.sub(lambda m: m[0] if m[0][1:-1] in sql else f"{m[0][0]}<value>{m[0][0]}", head)
     context = rest[rest.find("LINE ") :].rstrip() if "LINE " in rest else ""  # the SQL, marked
@@ -99,7 +102,7 @@ def counts(config: SourceConfig, windows: Sequence[tuple[datetime, datetime]]) -
                 for since, until in windows
             ]
         except duckdb.Error as exc:
-            raise _query_error(config.query, sql, exc) from None
+            raise _query_error(config, sql, exc) from None
 
 
 def count(config: SourceConfig, since: datetime, until: datetime) -> int:
@@ -133,7 +136,7 @@ def chunks(
             relation = con.sql(sql, params={"since": since, "until": until})
             reader = relation.to_arrow_reader(config.chunk_rows)
         except duckdb.Error as exc:
-            raise _query_error(config.query, sql, exc) from None
+            raise _query_error(config, sql, exc) from None
         _check_columns(reader.schema, config.query.name)
         try:
             for batch in reader:
@@ -142,4 +145,4 @@ def chunks(
                 if frame.height:
                     yield frame.rename(str.lower)
         except (duckdb.Error, pl.exceptions.PolarsError, pa.ArrowException) as exc:
-            raise _query_error(config.query, sql, exc) from None
+            raise _query_error(config, sql, exc) from None

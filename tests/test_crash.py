@@ -61,10 +61,16 @@ def rerun_resends_only_what_was_in_flight(
     rerun = sync(config)
     assert rerun.code == 1, rerun.stderr  # 1: the example's dirty rows are rejected locally
     assert (rerun.report["status"], rerun.report["failed"]) == ("completed_with_rejections", 0)
-    assert rerun.report["rows_skipped_ledger"] == len(settled)
+    skipped = rerun.report["rows_skipped_ledger"]
+    assert skipped == len(settled), (
+        f"the rerun skipped {skipped} of the {len(settled)} conversions settled before the kill"
+    )
     after = {r["source_request_id"]: r["receipts"] for r in sandbox.records()}
     resent = {rid for rid, n in after.items() if rid in received and n > received[rid]}
-    assert resent == in_flight, "the rerun resent other batches than those in flight"
+    assert resent == in_flight, (
+        f"the rerun resent {len(resent - in_flight)} batches that were not in flight at the "
+        f"kill and left out {len(in_flight - resent)} that were"
+    )
     assert sandbox.stats()["resent"] == len(in_flight)
     # a pending conversion is resent under the request id the ledger wrote ahead
     accepted_ids = {r["confirmationref"]: r["source_request_id"] for r in sandbox.records()}

@@ -57,3 +57,23 @@ def test_a_cancelled_run_waits_for_its_worker_thread_before_going_on() -> None:
         assert finished == [True]
 
     asyncio.run(run())
+
+
+def test_each_duckdb_has_a_memory_limit_and_spills_to_its_own_folder() -> None:
+    # DuckDB's default (80% of the machine) let a sorted source query of 5,000,000
+    # rows take gigabytes; over the limit, sorts spill to disk instead
+    con = digest.connect(memory_limit="32MB", threads=1)
+    settings = con.sql(
+        "SELECT current_setting('memory_limit'), current_setting('threads'), "
+        "current_setting('temp_directory')"
+    ).fetchall()
+    ((limit, threads, spill),) = settings
+    assert (limit, threads) == ("30.5 MiB", 1)  # 32 MB in DuckDB's units
+    assert Path(spill).is_dir() and Path(spill).name.startswith("rokt-connector-duckdb-")
+    sorted_rows = con.sql(
+        "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS h FROM range(2000000) t(i) ORDER BY h)"
+    ).fetchall()
+    assert sorted_rows == [(2_000_000,)]  # more than 32 MB to sort
+    con.close()
+    del con
+    assert not Path(spill).exists()  # the folder goes with the connection

@@ -45,6 +45,22 @@ def read_query(config: SourceConfig) -> str:
     return sql
 
 
+# DuckDB moves rows in vectors of 2048 values of 16 bytes per column, several at a time:
+# a very wide query or Parquet file needs more than `source.memory_limit` just to run.
+_BYTES_PER_COLUMN = 2048 * 16 * 4
+_SIZE = re.compile(r"([\d.]+) ?(bytes|KiB|MiB|GiB|TiB)")
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def _fit_memory(con: duckdb.DuckDBPyConnection, relation: duckdb.DuckDBPyRelation) -> None:
+    """Raise DuckDB's memory limit to what reading `relation` needs (never lower it)."""
+    needed = len(relation.columns) * _BYTES_PER_COLUMN
+    setting = con.sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    size = _SIZE.fullmatch(str(setting))
+    if size is None or needed > float(size[1]) * _UNITS[size[2]]:
+        con.execute(f"SET memory_limit = '{needed}B'")
+
+
 @contextmanager
 def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the warehouse attached read-only and the Parquet views."""
@@ -69,7 +85,9 @@ def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
                     f"CREATE TEMP VIEW {quote_identifier(name)} AS "
                     f"SELECT * FROM read_parquet({quote_literal(pattern)})"
                 )
-                con.execute(f"SELECT * FROM {quote_identifier(name)} LIMIT 0")
+                view = con.sql(f"SELECT * FROM {quote_identifier(name)}")
+                _fit_memory(con, view)
+                view.limit(0).fetchall()
             except duckdb.Error as exc:
                 raise SourceError(f"source.parquet.{name}: {pattern}: {exc}") from None
         yield con
@@ -134,6 +152,7 @@ def chunks(
     with connect(config) as con:
         try:
             relation = con.sql(sql, params={"since": since, "until": until})
+            _fit_memory(con, relation)
             reader = relation.to_arrow_reader(config.chunk_rows)
         except duckdb.Error as exc:
             raise _query_error(config, sql, exc) from None

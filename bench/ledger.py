@@ -32,8 +32,9 @@ import yaml
 
 from connector import ledger as ledger_module
 from connector.config import SourceConfig
+from connector.dedup import RunDedup
 from connector.digest import sha256
-from connector.ledger import Ledger, RunDedup
+from connector.ledger import Ledger
 from connector.pipeline import _settled_before
 
 ENVIRONMENT = "development"
@@ -105,7 +106,6 @@ def check(path: Path, chunks: list[pl.DataFrame]) -> tuple[list[float], list[flo
             deduped.append(looked_up - started)
             checked.append(done - looked_up)
             skipped.append(int(skip.sum()))
-    dedup.close()
     return deduped, checked, skipped
 
 

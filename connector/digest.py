@@ -1,8 +1,8 @@
 """Vectorized digests of polars columns: SHA-256 hex and RFC 4122 UUIDv5.
 
-Owns: the one place the connector derives hashes and ids. SHA-256 runs inside polars
-(`polars-hash`, which uses the CPU's SHA instructions); UUIDv5 needs SHA-1, which
-DuckDB's `sha1()` computes over a whole column at once (`sql/digest.sql`). Must
+Owns: the one place the connector derives hashes and ids, all inside polars
+(`polars-hash`: SHA-256 with the CPU's SHA instructions, and the SHA-1 of UUIDv5);
+and the helpers every module uses to open DuckDB and read the `sql/` files. Must
 not: loop over rows in Python.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import polars_hash  # noqa: F401  (registers the `chash` expression namespace)
+import polars_hash  # noqa: F401  (registers `chash` and `nchash`)
 
 # A checkout (or editable install) has the repository's sql/ beside the package; a
 # wheel ships the same files as connector/sql/ (see pyproject.toml).
@@ -63,12 +63,6 @@ def connect(
     return con
 
 
-@cache
-def _engine() -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB for digests; each call works in its own cursor."""
-    return connect()
-
-
 def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -84,13 +78,11 @@ def sha256(expr: pl.Expr) -> pl.Expr:
 
 def uuid5(names: pl.Series, namespace: uuid.UUID) -> pl.Series:
     """`str(uuid.uuid5(namespace, name))` for every name (null stays null), in order."""
-    with _engine().cursor() as con:
-        con.register("frame", pl.DataFrame({"name": names}))
-        h = con.sql(sql_file("digest.sql"), params={"namespace": namespace.bytes}).pl()["h"]
+    name = pl.lit(namespace.bytes) + pl.col("name").cast(pl.Binary)  # binary: concatenated
+    hashed = pl.DataFrame({"name": names}).select(name.nchash.sha1().alias("h"))  # type: ignore[attr-defined]
     hx = pl.col("h")
     return (
-        pl.DataFrame({"h": h})
-        .select(
+        hashed.select(
             pl.concat_str(
                 hx.str.slice(0, 8),
                 pl.lit("-"),

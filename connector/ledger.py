@@ -5,8 +5,8 @@ one run at a time (DuckDB's own file lock: a second process gets exit 4), its
 identity (`ledger_meta`: id, environment, schema version and migrations; the marker
 file beside it, `connector.ledger_marker`, so a lost ledger is noticed), the rules
 of DESIGN.md (write-ahead `pending`, settle after the response, skip `accepted` and
-unchanged `rejected`), the `attempts` history (written with each settle), the `runs`
-table, and first-wins deduplication within a run.
+unchanged `rejected`), the `attempts` history (written with each settle), and the `runs`
+table (first-wins deduplication within a run is `connector.dedup`'s).
 Must not: store raw PII (only `identity_sha256`), or decide what to send.
 """
 
@@ -334,36 +334,3 @@ _RUN_COUNTS = (
     "retries",
     "duration_s",
 )
-
-
-class RunDedup:
-    """Remembers the confirmationrefs of one run; the first row with a ref wins."""
-
-    def __init__(self) -> None:
-        self._con = connect(threads=1)
-        self._con.execute("CREATE TABLE seen (ref VARCHAR)")  # appends; no index to maintain
-
-    def duplicates(self, refs: pl.Series) -> pl.Series:
-        """True for each ref an earlier row of this run (or this chunk) already had."""
-        chunk = pl.DataFrame({"ref": refs.cast(pl.String)})
-        self._con.register("chunk_refs", chunk)
-        try:
-            earlier = self._con.sql(sql_file("run_dedup.sql")).pl()["ref"]
-        finally:
-            self._con.unregister("chunk_refs")
-        ref = pl.col("ref")
-        marked = chunk.with_columns(
-            (ref.is_not_null() & (~ref.is_first_distinct() | ref.is_in(earlier.implode())))
-            .fill_null(False)
-            .alias("duplicate")
-        )
-        first_seen = marked.filter(ref.is_not_null() & ~pl.col("duplicate")).select("ref")
-        self._con.register("first_seen", first_seen)
-        try:
-            self._con.execute("INSERT INTO seen SELECT ref FROM first_seen")
-        finally:
-            self._con.unregister("first_seen")
-        return marked["duplicate"]
-
-    def close(self) -> None:
-        self._con.close()

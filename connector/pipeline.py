@@ -28,8 +28,9 @@ import polars as pl
 from connector import __version__, clock, logs, source
 from connector.clock import epoch_ms, oldest_event
 from connector.config import Config, DestinationConfig, Transport
+from connector.dedup import RunDedup
 from connector.errors import ConfigError, FatalSendError
-from connector.ledger import Ledger, RunDedup
+from connector.ledger import Ledger
 from connector.payload import Request, encode, pack
 from connector.report import RunReport, ValidationReport
 from connector.sender import Attempt, Delivery, DeliveryStopped, Sender
@@ -179,7 +180,6 @@ def prepare(
     finally:
         for _, _, future in in_flight:
             future.cancel()
-        dedup.close()
 
 
 def validate(

@@ -383,7 +383,8 @@ def transform(
     `rows` numbers the rows for messages (`_row`); by default 1, 2, 3, ... An event
     before `oldest_ms` (UTC epoch ms; see `sync.max_event_age`) is `too_old`.
     """
-    for name, dtype in chunk.schema.items():
+    schema = chunk.schema  # each call builds it anew
+    for name, dtype in schema.items():
         if not _is_scalar(dtype):
             raise SourceError(
                 f"column {name} has type {dtype}; return scalar values only "
@@ -391,16 +392,11 @@ def transform(
             )
     extra = unknown_columns(chunk.columns, mapping.unknown_columns)
     hashed = set(mapping.hash)
-    absent = [a.column for a in ATTRIBUTES if a.column not in chunk.schema]
+    absent = [a.column for a in ATTRIBUTES if a.column not in schema]
 
     # Pass 1: normalize, then hash (a column the query lacks is null throughout).
     normalized = chunk.select(
-        *(
-            e
-            for a in ATTRIBUTES
-            if a.column in chunk.schema
-            for e in _normalize(a, chunk.schema[a.column])
-        ),
+        *(e for a in ATTRIBUTES if a.column in schema for e in _normalize(a, schema[a.column])),
         *(
             pl.lit(None, _ABSENT_DTYPE.get(BY_COLUMN[c].kind, pl.String)).alias(f"_n.{c}")
             for c in absent
@@ -418,7 +414,7 @@ def transform(
     normalized = normalized.with_columns(
         e
         for a in ATTRIBUTES
-        if a.column in chunk.schema
+        if a.column in schema
         for e in _hash(a, a.column in hashed, mobile_ascii)
     )
     ref = _n("confirmationref")
@@ -466,7 +462,8 @@ def transform(
         *(e.alias(name) for name, e in out.values.items()),
         *(pl.any_horizontal(c).alias(f"_check.{code}") for code, c in out.checks.items()),
     )
-    texts = [name for name in out.values if result.schema[name] == pl.String]
+    result_schema = result.schema
+    texts = [name for name in out.values if result_schema[name] == pl.String]
     too_long = pl.any_horizontal(
         pl.lit(False),
         *((pl.col(t).str.len_chars() > MAX_VALUE_CHARS).fill_null(False) for t in texts),

@@ -22,7 +22,7 @@ from connector import digest
 from connector.config import Config, load_config
 from connector.digest import sql_file
 from connector.errors import ConfigError
-from connector.ledger import Ledger, RunDedup
+from connector.ledger import Ledger
 from connector.pipeline import sync
 from connector.ref_index import RefIndex
 from connector.report import RunReport
@@ -258,19 +258,6 @@ def test_second_run_exits_4_while_the_ledger_is_held(tmp_path: Path) -> None:
     assert result.returncode == 4
     assert "another run holds the ledger" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_run_dedup_first_wins_across_chunks() -> None:
-    dedup = RunDedup()
-    assert dedup.duplicates(pl.Series(["a", "b", "a", None, None])).to_list() == [
-        False,
-        False,
-        True,
-        False,
-        False,
-    ]
-    assert dedup.duplicates(pl.Series(["b", "c", "c"])).to_list() == [True, False, True]
-    dedup.close()
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -15,6 +15,7 @@ import json
 import math
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -25,9 +26,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from connector.config import MappingConfig
+from connector.digest import uuid5
 from connector.payload import encode
 from connector.spec import REASONS
-from connector.transform import split, transform
+from connector.transform import NS_MESSAGE, split, transform
 
 ENVIRONMENT = "development"
 UNKNOWN = "coupon_code"  # not in the spec: custom_attributes (unknown_columns: attribute)
@@ -678,3 +680,10 @@ def test_currency_is_checked_before_upper_casing() -> None:
     and is sent (likewise a dotless i + 'NR' -> 'INR', the 'ff' ligature + 'r' -> 'FFR')."""
     reason, _ = _one(currency="uß")
     assert reason == "invalid_currency"
+
+
+@settings(PROPERTY, max_examples=50)
+@given(names=st.lists(st.one_of(st.none(), st.text()), max_size=20))
+def test_ids_are_the_uuid5_of_python_for_any_text(names: list[str | None]) -> None:
+    got = uuid5(pl.Series(names, dtype=pl.String), NS_MESSAGE).to_list()
+    assert got == [None if n is None else str(uuid.uuid5(NS_MESSAGE, n)) for n in names]

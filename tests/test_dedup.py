@@ -1,0 +1,34 @@
+"""First-wins deduplication within one run (DESIGN.md: `rows_duplicate`)."""
+
+from __future__ import annotations
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.dedup import RunDedup
+
+
+def test_first_wins_across_chunks() -> None:
+    dedup = RunDedup()
+    first = dedup.duplicates(pl.Series(["a", "b", "a", None, None]))
+    assert first.to_list() == [False, False, True, False, False]
+    assert dedup.duplicates(pl.Series(["b", "c", "c"])).to_list() == [True, False, True]
+    assert dedup.duplicates(pl.Series([], dtype=pl.String)).to_list() == []
+
+
+refs = st.one_of(st.none(), st.text(max_size=4), st.sampled_from(["ORD-1", "ORD-2", " "]))
+
+
+@given(st.lists(st.lists(refs, max_size=40), max_size=30))
+@settings(max_examples=150, deadline=None)
+def test_same_answers_as_a_set_over_many_chunks(chunks: list[list[str | None]]) -> None:
+    """Many small chunks make the remembered refs merge again and again."""
+    dedup, seen = RunDedup(), set()
+    for chunk in chunks:
+        expected = []
+        for ref in chunk:
+            expected.append(ref is not None and ref in seen)
+            if ref is not None:
+                seen.add(ref)
+        assert dedup.duplicates(pl.Series(chunk, dtype=pl.String)).to_list() == expected

@@ -3,9 +3,10 @@ row with a ref is sent, the rest count as `rows_duplicate`).
 
 Owns: remembering every ref a run has kept, as a 128-bit fingerprint (XXH3-128 of
 the ref; a false match needs two refs to share all 128 bits, odds about rows^2 /
-2^129), in a few sorted runs of doubling size, so checking a chunk costs a binary
-search per run rather than a pass over everything seen (which made a 5,000,000-row
-sync quadratic). Memory: 16 bytes per distinct ref. Must not: keep refs in plain
+2^129), in sorted runs of doubling size, so checking a chunk costs a binary search
+per run rather than a pass over everything seen (which made a 5,000,000-row sync
+quadratic). Runs stop growing at `MERGE_LIMIT` keys, so a merge never needs much
+memory at once. Memory: 16 bytes per distinct ref. Must not: keep refs in plain
 text, or look at the ledger (that is `ledger`'s check, made after this one).
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the `nchash` expression namespace)
+
+MERGE_LIMIT = 1 << 20  # keys (16 MB) a run may reach by merging
 
 
 def fingerprints(refs: pl.Series) -> pl.Series:
@@ -31,7 +34,8 @@ class RunDedup:
     """The refs one run has kept so far; the first row with a ref wins."""
 
     def __init__(self) -> None:
-        self._runs: list[pl.Series] = []  # sorted, each at least twice the next one's size
+        # sorted; after the full runs (MERGE_LIMIT), each at least twice the next one's size
+        self._runs: list[pl.Series] = []
 
     def duplicates(self, refs: pl.Series) -> pl.Series:
         """True for each ref an earlier row of this run (or of this chunk) already had."""
@@ -52,6 +56,8 @@ class RunDedup:
         """Add `keys` (sorted, none known yet), merging runs to keep their sizes doubling."""
         run = keys
         while self._runs and self._runs[-1].len() <= 2 * run.len():
+            if self._runs[-1].len() + run.len() > MERGE_LIMIT:
+                break
             run = self._runs.pop().append(run).sort()
         if run.len():
             self._runs.append(run)

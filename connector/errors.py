@@ -62,6 +62,11 @@ class FatalSendError(ConnectorError):
         self.attempts = attempts  # HTTP attempts made for the request that failed
 
 
+class LedgerWriteError(FatalSendError):
+    """The ledger refused a write (disk full, I/O error, a damaged file); the run stops
+    as after a fatal send error (exit 3): rows not yet settled stay `pending`."""
+
+
 class Interrupted(ConnectorError):
     """SIGINT/SIGTERM stopped the run: answered requests are settled, the rest stays
     `pending` for the next run, which resends it with the same request ids."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ import polars as pl
 
 from connector import ledger_marker
 from connector.digest import connect, sql_file
-from connector.errors import EXIT_LOCKED, ConfigError, ConnectorError
+from connector.errors import EXIT_LOCKED, ConfigError, ConnectorError, LedgerWriteError
 from connector.ref_index import RefIndex
 
 _ROW_COLUMNS: dict[str, pl.DataType] = {
@@ -138,6 +140,21 @@ class LedgerLocked(ConnectorError):
     """Another process has the ledger open: one run at a time."""
 
     exit_code = EXIT_LOCKED
+
+
+@contextmanager
+def _writing(path: Path, what: str) -> Iterator[None]:
+    """A DuckDB error while writing `what` becomes a `LedgerWriteError` naming the file."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LedgerWriteError(
+            f"ledger.path: writing {what} to {path} failed: {first}. Conversions not yet "
+            "settled stay pending; once the cause is fixed (if DuckDB calls the file "
+            "corrupt, restore it from a copy), the next run resends them with the same "
+            "request ids"
+        ) from None
 
 
 class Ledger:
@@ -265,14 +282,14 @@ class Ledger:
             for name, dtype in _ROW_COLUMNS.items()
         ).with_columns(pl.col("attempts").fill_null(0))
         params = self._params(run_id=run_id, transport=transport, now=datetime.now(UTC))
-        with self._con.cursor() as con:
+        with _writing(self.path, "pending rows"), self._con.cursor() as con:
             con.register("rows", full)
             con.execute(sql_file("ledger_upsert.sql"), params)
 
     def settle(self, settled: pl.DataFrame, tries: pl.DataFrame, run_id: str) -> None:
         """Final states and every attempt behind them, in one transaction: `settled`
         and `tries` as sql/ledger_settle.sql describes them."""
-        with self._con.cursor() as con:
+        with _writing(self.path, "answers"), self._con.cursor() as con:
             con.register("settled", settled)
             con.register("tries", tries)
             con.execute("BEGIN TRANSACTION")
@@ -291,9 +308,10 @@ class Ledger:
     def finish_run(self, report: dict[str, Any], message: str | None) -> None:
         """Store the run report (`RunReport.as_dict()`) in its `runs` row."""
         params = {k: report[k] for k in (*_RUN_COUNTS, "run_id", "status")}
-        self._con.execute(
-            sql_file("run_finish.sql"), params | {"now": datetime.now(UTC), "message": message}
-        )
+        with _writing(self.path, "the run report"):
+            self._con.execute(
+                sql_file("run_finish.sql"), params | {"now": datetime.now(UTC), "message": message}
+            )
         self.write_marker()
 
     def finished_windows(self) -> list[tuple[datetime, datetime]]:

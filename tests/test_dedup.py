@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector import dedup as dedup_module
 from connector.dedup import RunDedup
 
 
@@ -23,8 +26,14 @@ refs = st.one_of(st.none(), st.text(max_size=4), st.sampled_from(["ORD-1", "ORD-
 @given(st.lists(st.lists(refs, max_size=40), max_size=30))
 @settings(max_examples=150, deadline=None)
 def test_same_answers_as_a_set_over_many_chunks(chunks: list[list[str | None]]) -> None:
-    """Many small chunks make the remembered refs merge again and again."""
+    """Many small chunks make the remembered refs merge again and again, and (with a
+    small merge limit) leave several full runs to search."""
     dedup, seen = RunDedup(), set()
+    with patch.object(dedup_module, "MERGE_LIMIT", 16):
+        _check_chunks(dedup, seen, chunks)
+
+
+def _check_chunks(dedup: RunDedup, seen: set[str], chunks: list[list[str | None]]) -> None:
     for chunk in chunks:
         expected = []
         for ref in chunk:

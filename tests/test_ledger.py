@@ -19,6 +19,7 @@ from conftest import base_config, cli, write_config
 from polars.testing import assert_frame_equal
 
 from connector import digest
+from connector import ledger as ledger_module
 from connector.config import Config, load_config
 from connector.digest import sql_file
 from connector.errors import ConfigError
@@ -366,3 +367,29 @@ def test_the_index_finds_refs_whose_first_hash_another_ref_shares() -> None:
     )
     found = RefIndex(known, rejected).lookup(con.cursor(), pl.Series(["A", "B", "C"]))
     assert sorted(found.iter_rows()) == [("A", "accepted", None), ("B", "rejected", "p")]
+
+
+def test_a_failed_ledger_write_ends_the_run_with_a_clear_error_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger that refuses the settle (here: DuckDB rejects the statement, as it would
+    a damaged file) fails the run with exit 3 and a message naming the file; the rows
+    stay pending, and a run with a working ledger sends them with the same ids."""
+    config = warehouse(tmp_path, [order("A"), order("B")])
+    real_sql_file = ledger_module.sql_file
+    monkeypatch.setattr(
+        ledger_module,
+        "sql_file",
+        lambda name: "SELECT broken FROM" if name == "ledger_settle.sql" else real_sql_file(name),
+    )
+    platform = Platform()
+    report = run(config, platform)
+    assert report.status == "failed" and report.exit_code == 3
+    assert f"writing answers to {config.ledger.path} failed" in str(report.message)
+    assert {v[0] for v in ledger(config).values()} == {"pending"}
+    first_ids = {v[3] for v in ledger(config).values()}
+    monkeypatch.undo()
+    again = Platform()
+    assert run(config, again).exit_code == 0
+    assert {b["source_request_id"] for b in again.seen} == first_ids
+    assert {v[0] for v in ledger(config).values()} == {"accepted"}

@@ -167,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             sandbox.terminate()
             sandbox.wait()
-        report = json.loads((directory / "report.json").read_text(encoding="utf-8"))
+        text = (directory / "report.json").read_text(encoding="utf-8")
+    if not text.strip():  # the sync died before its report (its stderr is above)
+        print(f"the sync exited {code} without a report; peak RSS {peak_mb:,.0f} MB")
+        return 1
+    report = json.loads(text)
     seconds = report["duration_s"]
     once = stats["batches"] == stats["unique_confirmationrefs"] == args.rows
     print(

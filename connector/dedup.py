@@ -18,7 +18,7 @@ import polars_hash  # noqa: F401  (registers the `nchash` expression namespace)
 MERGE_LIMIT = 1 << 20  # keys (16 MB) a run may reach by merging
 
 
-def fingerprints(refs: pl.Series) -> pl.Series:
+def _fingerprints(refs: pl.Series) -> pl.Series:
     """XXH3-128 of each ref's UTF-8 text (null stays null)."""
     frame = pl.DataFrame({"ref": refs.cast(pl.String)})
     return frame.select(pl.col("ref").nchash.xxh3_128()).to_series()  # type: ignore[attr-defined]
@@ -39,7 +39,7 @@ class RunDedup:
 
     def duplicates(self, refs: pl.Series) -> pl.Series:
         """True for each ref an earlier row of this run (or of this chunk) already had."""
-        keys = fingerprints(refs)
+        keys = _fingerprints(refs)
         present = keys.is_not_null()
         candidates = keys.filter(present).unique().sort()  # sorted: searches share their path
         earlier = pl.repeat(False, candidates.len(), eager=True)
@@ -55,9 +55,7 @@ class RunDedup:
     def _remember(self, keys: pl.Series) -> None:
         """Add `keys` (sorted, none known yet), merging runs to keep their sizes doubling."""
         run = keys
-        while self._runs and self._runs[-1].len() <= 2 * run.len():
-            if self._runs[-1].len() + run.len() > MERGE_LIMIT:
-                break
+        while self._runs and self._runs[-1].len() <= min(2 * run.len(), MERGE_LIMIT - run.len()):
             run = self._runs.pop().append(run).sort()
         if run.len():
             self._runs.append(run)

@@ -81,6 +81,14 @@ def earlier_run(config: Path) -> RunReport:
     return done
 
 
+def after_one_run(tmp: Path, sandbox_factory: StartSandbox) -> tuple[SandboxProcess, Path, Path]:
+    """A sandbox, a project sending to it, and its ledger after a run that sent every row."""
+    sandbox = sandbox_factory()
+    config = project(tmp, sandbox.url)
+    assert earlier_run(config).accepted == ROWS
+    return sandbox, config, tmp / "ledger.duckdb"
+
+
 def report(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert result.returncode in (0, 1), result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
@@ -110,10 +118,7 @@ def meta(ledger: Path) -> dict[str, str]:
 def test_a_deleted_ledger_stops_every_run_until_the_user_starts_over(
     tmp_path: Path, sandbox_factory: StartSandbox
 ) -> None:
-    sandbox = sandbox_factory()
-    config = project(tmp_path, sandbox.url)
-    ledger = tmp_path / "ledger.duckdb"
-    assert earlier_run(config).accepted == ROWS
+    sandbox, config, ledger = after_one_run(tmp_path, sandbox_factory)
     first_id = meta(ledger)["ledger_id"]
     assert marker(ledger) | {"last_run_id": None, "last_run_at": None} == {
         "ledger": "ledger.duckdb",
@@ -163,10 +168,7 @@ def test_a_deleted_ledger_stops_every_run_until_the_user_starts_over(
 
 
 def test_moving_the_ledger_keeps_its_history(tmp_path: Path, sandbox_factory: StartSandbox) -> None:
-    sandbox = sandbox_factory()
-    config = project(tmp_path, sandbox.url)
-    ledger = tmp_path / "ledger.duckdb"
-    assert earlier_run(config).accepted == ROWS
+    sandbox, config, ledger = after_one_run(tmp_path, sandbox_factory)
 
     moved = tmp_path / "moved" / "ledger.duckdb"  # with its marker
     moved.parent.mkdir()
@@ -190,10 +192,7 @@ def test_moving_the_ledger_keeps_its_history(tmp_path: Path, sandbox_factory: St
 def test_an_older_copy_or_another_ledger_stops_the_run(
     tmp_path: Path, sandbox_factory: StartSandbox
 ) -> None:
-    sandbox = sandbox_factory()
-    config = project(tmp_path, sandbox.url)
-    ledger = tmp_path / "ledger.duckdb"
-    earlier_run(config)
+    sandbox, config, ledger = after_one_run(tmp_path, sandbox_factory)
     backup = tmp_path / "backup.duckdb"
     shutil.copy(ledger, backup)
     earlier_run(config)
@@ -261,10 +260,7 @@ def test_a_damaged_or_foreign_ledger_stops_the_run_and_sends_nothing(
     damage: Callable[[Path, Path], None],
     phrases: list[str],
 ) -> None:
-    sandbox = sandbox_factory()
-    config = project(tmp_path, sandbox.url)
-    ledger = tmp_path / "ledger.duckdb"
-    earlier_run(config)
+    sandbox, config, ledger = after_one_run(tmp_path, sandbox_factory)
     sent = sandbox.stats()["requests"]
     damage(ledger, config)
     before = ledger.read_bytes()
@@ -276,10 +272,7 @@ def test_a_damaged_or_foreign_ledger_stops_the_run_and_sends_nothing(
 def test_an_old_schema_ledger_is_migrated_in_place(
     tmp_path: Path, sandbox_factory: StartSandbox
 ) -> None:
-    sandbox = sandbox_factory()
-    config = project(tmp_path, sandbox.url)
-    ledger = tmp_path / "ledger.duckdb"
-    earlier_run(config)
+    sandbox, config, ledger = after_one_run(tmp_path, sandbox_factory)
     with duckdb.connect(str(ledger)) as con:  # what rokt-connector with schema 1 left
         con.execute("DELETE FROM ledger_meta WHERE key = 'ledger_id'")
         con.execute("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -173,6 +174,9 @@ class Ledger:
         self.environment = environment
         self._lookups = 0
         self._index: RefIndex | None = None
+        # one lookup, record or settle at a time (a run calls them from several threads):
+        # overlapping ones would each hold DuckDB's memory of a write and its checkpoint
+        self._busy = threading.Lock()
 
     @classmethod
     def open(cls, path: Path, environment: str, *, new_ledger: bool = False) -> Ledger:
@@ -264,7 +268,7 @@ class Ledger:
         """
         self._lookups += 1
         chunk = refs.drop_nulls()
-        with self._con.cursor() as con:
+        with self._busy, self._con.cursor() as con:
             if self._index is None and self._lookups > _SCANS_BEFORE_INDEX:
                 self._index = RefIndex.build(con, self.environment)
             if self._index is not None:
@@ -282,14 +286,14 @@ class Ledger:
             for name, dtype in _ROW_COLUMNS.items()
         ).with_columns(pl.col("attempts").fill_null(0))
         params = self._params(run_id=run_id, transport=transport, now=datetime.now(UTC))
-        with _writing(self.path, "pending rows"), self._con.cursor() as con:
+        with self._busy, _writing(self.path, "pending rows"), self._con.cursor() as con:
             con.register("rows", full)
             con.execute(sql_file("ledger_upsert.sql"), params)
 
     def settle(self, settled: pl.DataFrame, tries: pl.DataFrame, run_id: str) -> None:
         """Final states and every attempt behind them, in one transaction: `settled`
         and `tries` as sql/ledger_settle.sql describes them."""
-        with _writing(self.path, "answers"), self._con.cursor() as con:
+        with self._busy, _writing(self.path, "answers"), self._con.cursor() as con:
             con.register("settled", settled)
             con.register("tries", tries)
             con.execute("BEGIN TRANSACTION")

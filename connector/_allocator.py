@@ -9,7 +9,9 @@ chunk faulted its memory in anew: a third of the connector's CPU went to page fa
 - glibc's malloc (Python `bytes` of request bodies, up to 256 KB): serve them from
   the heap instead of a fresh mmap each, and keep up to 32 MB of freed heap. Two
   arenas, not one per thread (the default, 8 per core): each arena kept its own
-  freed memory, 40-60 MB in all in a long sync (bench/memory.py).
+  freed memory, 40-60 MB in all in a long sync (bench/memory.py). Freed bodies sit
+  between live ones, where the trim threshold never reaches them: `release_free_memory`
+  hands such holes back (`malloc_trim`), once per chunk of a sync.
 Must not: import polars (or anything that does).
 """
 
@@ -21,9 +23,17 @@ import sys
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:10000")
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # glibc <malloc.h>
-if sys.platform == "linux" and (_libc := ctypes.util.find_library("c")):
-    _mallopt = getattr(ctypes.CDLL(_libc), "mallopt", None)  # absent on musl
-    if _mallopt is not None:
-        _mallopt(_M_MMAP_THRESHOLD, 1 << 20)
-        _mallopt(_M_TRIM_THRESHOLD, 32 << 20)
-        _mallopt(_M_ARENA_MAX, 2)
+_libc_name = ctypes.util.find_library("c") if sys.platform == "linux" else None
+_libc = ctypes.CDLL(_libc_name) if _libc_name else None
+_mallopt = getattr(_libc, "mallopt", None)  # glibc only (not musl)
+_malloc_trim = getattr(_libc, "malloc_trim", None)
+if _mallopt is not None:
+    _mallopt(_M_MMAP_THRESHOLD, 1 << 20)
+    _mallopt(_M_TRIM_THRESHOLD, 32 << 20)
+    _mallopt(_M_ARENA_MAX, 2)
+
+
+def release_free_memory() -> None:
+    """Give the free pages inside glibc's heaps back to the system (a few ms)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)

@@ -300,7 +300,7 @@ class Ledger:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(sql_file("ledger_attempts.sql"), self._params(run_id=run_id))
-                con.execute(sql_file("ledger_settle.sql"), self._params())
+                con.execute(sql_file("ledger_settle.sql"), self._params(run_id=run_id))
             except BaseException:
                 con.execute("ROLLBACK")
                 raise

@@ -209,15 +209,31 @@ def encode(frame: pl.DataFrame, environment: str, redact: bool = False) -> pl.Da
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request body and the rows `[start, stop)` of the encoded frame it carries."""
+    """One HTTP request: the rows `[start, stop)` of the encoded frame it carries, and
+    the size of its body, which is made only when it is sent (`request_body`)."""
 
-    body: bytes
     start: int
     stop: int
+    size: int  # bytes
+    bulk: bool = True
 
     @property
     def batches(self) -> int:
         return self.stop - self.start
+
+    def body(self, bodies: pl.Series) -> bytes:
+        """This request's body, out of `bodies` (the batch JSON of the frame's rows)."""
+        return request_body(bodies.slice(self.start, self.batches), self.bulk)
+
+
+def request_body(bodies: pl.Series, bulk: bool = True) -> bytes:
+    """The body of a request carrying `bodies` (batch JSON, in order): a JSON array of
+    them (bulk), or the one batch as it is."""
+    texts: list[bytes] = bodies.cast(pl.Binary).to_list()
+    if not bulk:
+        [text] = texts
+        return text
+    return b"[" + b",".join(texts) + b"]"
 
 
 def pack(
@@ -226,27 +242,27 @@ def pack(
     max_batches: int = MAX_BATCHES_PER_REQUEST,
     max_bytes: int = MAX_REQUEST_BYTES,
 ) -> list[Request]:
-    """Request bodies for `bodies` (batch JSON, in order).
+    """The requests that carry `bodies` (batch JSON, in order).
 
     Bulk: a JSON array of as many consecutive batches as fit in `max_batches` and
     `max_bytes` (greedy, order kept). Otherwise one batch per request. Every batch
     must already fit alone (`encode` rejects larger ones). Python only walks the
-    request boundaries and joins the bytes (one large joined text per chunk costs
-    more in fresh pages than the joins do).
+    request boundaries; the bytes of a body are joined when it is sent, so a chunk's
+    bodies never all exist twice (as polars text and as Python bytes) at once.
     """
     if bodies.is_empty():
         return []
-    texts = bodies.cast(pl.Binary).to_list()
+    sizes = bodies.str.len_bytes().cast(pl.Int64)
     if not bulk:
-        return [Request(text, i, i + 1) for i, text in enumerate(texts)]
+        return [Request(i, i + 1, size, bulk=False) for i, size in enumerate(sizes.to_list())]
     # ends[i]: bytes of batches 0..i, each with the "," or "]" that follows it
-    ends = (bodies.str.len_bytes().cast(pl.Int64) + 1).cum_sum().to_list()
+    ends = (sizes + 1).cum_sum().to_list()
     requests: list[Request] = []
     start = 0
     while start < len(ends):
         base = ends[start - 1] if start else 0
         last = min(start + max_batches, len(ends))
         stop = max(start + 1, bisect_right(ends, base + max_bytes - 1, start, last))  # and "["
-        requests.append(Request(b"[" + b",".join(texts[start:stop]) + b"]", start, stop))
+        requests.append(Request(start, stop, 1 + ends[stop - 1] - base))
         start = stop
     return requests

@@ -25,7 +25,7 @@ from typing import ParamSpec, TypeVar
 import httpx
 import polars as pl
 
-from connector import __version__, clock, logs, source
+from connector import __version__, _allocator, clock, logs, source
 from connector.clock import epoch_ms, oldest_event
 from connector.config import Config, DestinationConfig, Transport
 from connector.dedup import RunDedup
@@ -73,7 +73,7 @@ class Prepared:
     duplicates: int
     skipped: int  # already accepted, or rejected with the same payload (ledger)
     encoded: pl.DataFrame  # rows to send (ENCODED_COLUMNS), in the order of `requests`
-    requests: list[Request]  # request bodies; `start:stop` index rows of `encoded`
+    requests: list[Request]  # `start:stop` index rows of `encoded`
     rejected: pl.DataFrame  # REJECTED_COLUMNS of the rows rejected locally
 
 
@@ -208,7 +208,7 @@ def validate(
                 if len(seen) < examples_per_reason:
                     seen.append(f"row {row}" + (f" (confirmationref {ref})" if ref else ""))
         report.requests += len(part.requests)
-        report.request_bytes += sum(len(r.body) for r in part.requests)
+        report.request_bytes += sum(r.size for r in part.requests)
         if len(report.payloads) < show:
             report.payloads += part.encoded["_body"].head(show - len(report.payloads)).to_list()
     return report
@@ -321,12 +321,10 @@ class _Settler:
                 return
 
 
-async def _send(
-    sender: Sender, settler: _Settler, rows: pl.DataFrame, body: bytes, report: RunReport
-) -> None:
+async def _send(sender: Sender, settler: _Settler, rows: pl.DataFrame, report: RunReport) -> None:
     """Deliver one request and queue its conversions' final states for the ledger."""
     try:
-        delivery = await sender.deliver(rows, body)
+        delivery = await sender.deliver(rows)
     except DeliveryStopped as stopped:
         _account(settler, rows, stopped.delivery, report)
         raise
@@ -417,9 +415,10 @@ async def _deliver_all(
                     if stopping.is_set():
                         break  # its rows stay pending; the next run sends them
                     rows = part.encoded.slice(request.start, request.batches)
-                    send = _send(sender, settler, rows, request.body, report)
+                    send = _send(sender, settler, rows, report)
                     tasks.add(asyncio.create_task(send))
                     await reap(wait_for_all=False)
+            _allocator.release_free_memory()  # the bodies of the chunks sent so far
             if progress:
                 progress(report)
         await reap(wait_for_all=True)

@@ -30,6 +30,7 @@ import polars as pl
 
 from connector.config import DestinationConfig
 from connector.errors import FatalSendError
+from connector.payload import request_body
 
 Sleep = Callable[[float], Awaitable[None]]
 Action = Literal["accept", "reject", "retry", "fatal"]
@@ -219,8 +220,8 @@ class Sender:
                 return classify(None, exc), at
             return classify(response), at
 
-    async def deliver(self, batches: pl.DataFrame, body: bytes) -> Delivery:
-        """Send `body`, the request of `batches` (`_request_id`, `_body`), until settled.
+    async def deliver(self, batches: pl.DataFrame) -> Delivery:
+        """Send one request of `batches` (`_request_id`, `_body`) until it is settled.
 
         Once `stopping` is set, a request not yet sent is not sent (empty `status`); one
         already sent is still retried until it is settled. A fatal outcome raises
@@ -228,6 +229,7 @@ class Sender:
         """
         delivery = Delivery({}, None, 0)
         remaining = batches.select("_request_id", "_body")
+        body = request_body(remaining["_body"], self.destination.bulk)
         reached = False
         outcome = Outcome("retry", None, "not sent")
         while remaining.height:
@@ -258,7 +260,7 @@ class Sender:
                     delivery.settled_early |= dict.fromkeys(outcome.named, number)
                     message = f"resent: HTTP {outcome.http_status} rejected other batches of it"
                     remaining = unnamed
-                    body = ("[" + ",".join(remaining["_body"].to_list()) + "]").encode()
+                    body = request_body(remaining["_body"])
                 else:
                     delivery.status |= dict.fromkeys(unnamed["_request_id"].to_list(), settled)
                     remaining = unnamed.clear()

@@ -443,10 +443,10 @@ def test_bulk_requests_validate_against_bulk_schema(schemas: Schemas, bodies: li
     requests = pack(pl.Series(bodies), bulk=True, max_batches=5)
     assert [r.batches for r in requests] == [5, 5, 2]
     for request in requests:
-        payload = json.loads(request.body)
+        payload = json.loads(request.body(pl.Series(bodies)))
         assert _errors(schemas.bulk_validator, payload) == []
     # The bulk schema really checks its items through the $ref.
-    broken = json.loads(requests[0].body)
+    broken = json.loads(requests[0].body(pl.Series(bodies)))
     broken[1]["environment"] = "staging"
     assert _errors(schemas.bulk_validator, broken)
 
@@ -455,7 +455,7 @@ def test_single_requests_validate_against_batch_schema(schemas: Schemas, bodies:
     requests = pack(pl.Series(bodies), bulk=False)
     assert [r.batches for r in requests] == [1] * len(bodies)
     for request in requests:
-        assert _errors(schemas.batch_validator, json.loads(request.body)) == []
+        assert _errors(schemas.batch_validator, json.loads(request.body(pl.Series(bodies)))) == []
 
 
 # ------------------------------------------------------------------- structural facts
@@ -519,11 +519,12 @@ def _check_requests(bodies: list[str], requests: list[Request]) -> None:
     position = 0
     for request in requests:
         assert 1 <= request.batches <= MAX_BATCHES_PER_REQUEST
-        assert len(request.body) <= MAX_REQUEST_BYTES
+        body = request.body(pl.Series(bodies))
+        assert len(body) == request.size <= MAX_REQUEST_BYTES
         assert request.start == position
-        payload = json.loads(request.body)
+        payload = json.loads(body)
         assert len(payload) == request.batches
-        assert request.body == ("[" + ",".join(bodies[request.start : request.stop]) + "]").encode()
+        assert body == ("[" + ",".join(bodies[request.start : request.stop]) + "]").encode()
         position = request.stop
     assert position == len(bodies)
 

@@ -41,3 +41,30 @@ def _check_chunks(dedup: RunDedup, seen: set[str], chunks: list[list[str | None]
             if ref is not None:
                 seen.add(ref)
         assert dedup.duplicates(pl.Series(chunk, dtype=pl.String)).to_list() == expected
+
+
+def _colliding(refs: pl.Series, seed: int) -> pl.Series:
+    """Every ref gets one fingerprint: the worst case of a 64-bit collision."""
+    seeds_seen.append(seed)
+    return pl.Series([None if r is None else 7 for r in refs], dtype=pl.UInt64)
+
+
+seeds_seen: list[int] = []
+
+
+def test_colliding_fingerprints_are_told_apart_within_a_chunk_and_each_run_reseeds() -> None:
+    """A collision across chunks counts the later ref as a duplicate (odds about
+    rows^2 / 2^65 a run); within a chunk the refs themselves decide; and each run
+    hashes with a seed of its own, so a ref miscounted once is sent by the next run."""
+    seeds_seen.clear()
+    with patch.object(dedup_module, "_fingerprints", _colliding):
+        first, second = RunDedup(), RunDedup()
+        assert first.duplicates(pl.Series(["a", "b", "a", None])).to_list() == [
+            False,
+            False,
+            True,
+            False,
+        ]
+        assert first.duplicates(pl.Series(["c"])).to_list() == [True]
+        assert second.duplicates(pl.Series(["c"])).to_list() == [False]
+    assert seeds_seen[0] == seeds_seen[1] != seeds_seen[2]

@@ -64,8 +64,9 @@ def outcomes(config: Config) -> tuple[int, list[str], list[dict[str, Any]]]:
         assert accounted == part.rows_read
         reasons += part.rejected["_reason"].to_list()
         for request in part.requests:
-            assert len(request.body) <= MAX_REQUEST_BYTES
-            sent = json.loads(request.body, parse_constant=_no_constant)
+            body = request.body(part.encoded["_body"])
+            assert len(body) == request.size <= MAX_REQUEST_BYTES
+            sent = json.loads(body, parse_constant=_no_constant)
             assert 1 <= len(sent) <= MAX_BATCHES_PER_REQUEST
             for batch in sent:
                 compact = json.dumps(batch, separators=(",", ":"), ensure_ascii=False)

@@ -475,9 +475,10 @@ def test_request_size_limit_is_exact() -> None:
 
 def test_the_connectors_packed_requests_are_all_accepted() -> None:
     sandbox = Client()
-    requests = pack(pl.Series(pipeline_bodies()))
+    batches = pl.Series(pipeline_bodies())
+    requests = pack(batches)
     for request in requests:
-        response = sandbox.post(BULK, request.body)
+        response = sandbox.post(BULK, request.body(batches))
         assert (response.status_code, response.json()) == (202, {})
     stats = sandbox.stats()
     assert stats["batches"] == stats["unique_confirmationrefs"] == len(pipeline_bodies())
@@ -864,10 +865,11 @@ def test_serve_for_real_over_loopback() -> None:
             assert ready, "the sandbox did not print its URL"
             url = process.stdout.readline().strip()
             assert url.startswith("http://127.0.0.1:")
-            requests = pack(pl.Series(pipeline_bodies()[:150]))
+            batches = pl.Series(pipeline_bodies()[:150])
+            requests = pack(batches)
             with httpx.Client(base_url=url, auth=("sandbox-key", "sandbox-secret")) as client:
                 for request in requests:
-                    response = client.post(BULK, content=request.body)
+                    response = client.post(BULK, content=request.body(batches))
                     assert (response.status_code, response.json()) == (202, {})
                 assert client.post(BULK, content=b"[]").status_code == 400
                 stats = client.get("/_sandbox/stats").json()

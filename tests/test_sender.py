@@ -36,10 +36,6 @@ def batches(n: int) -> pl.DataFrame:
     return pl.DataFrame({"_request_id": ids, "_body": [json.dumps({"id": i}) for i in ids]})
 
 
-def body_of(frame: pl.DataFrame) -> bytes:
-    return ("[" + ",".join(frame["_body"].to_list()) + "]").encode()
-
-
 class Recorder:
     """A MockTransport handler that answers from a script and records each request."""
 
@@ -66,7 +62,7 @@ def deliver(
     async def run() -> tuple[Delivery, Sender]:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             sender = Sender(client, destination(**config), sleep=sleep, rng=random.Random(1))
-            return await sender.deliver(frame, body_of(frame)), sender
+            return await sender.deliver(frame), sender
 
     delivery, sender = asyncio.run(run())
     return delivery, sender, waits
@@ -182,7 +178,7 @@ def test_an_endpoint_that_never_answers_meets_the_deadline_of_each_attempt() -> 
     async def run() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(hang)) as client:
             sender = Sender(client, destination(max_attempts=3, timeout_s=0.05), sleep=no_sleep)
-            await sender.deliver(batches(1), body_of(batches(1)))
+            await sender.deliver(batches(1))
 
     with pytest.raises(FatalSendError, match=r"unreachable after 3 attempts \(timed out") as error:
         asyncio.run(run())
@@ -271,8 +267,8 @@ def test_stopping_skips_unsent_requests_but_settles_sent_ones() -> None:
 
         async with httpx.AsyncClient(transport=httpx.MockTransport(recorder)) as client:
             sender = Sender(client, destination(), sleep=sleep, stopping=stopping)
-            sent = await sender.deliver(batches(2), body_of(batches(2)))
-            unsent = await sender.deliver(batches(1), body_of(batches(1)))
+            sent = await sender.deliver(batches(2))
+            unsent = await sender.deliver(batches(1))
         return sent, unsent, len(recorder.seen)
 
     sent, unsent, requests = asyncio.run(run())
@@ -302,7 +298,7 @@ def test_stopping_releases_requests_still_waiting_for_tokens() -> None:
                 stopping=stopping,
             )
             frames = [batches(100) for _ in range(4)]
-            return await asyncio.gather(*(sender.deliver(f, body_of(f)) for f in frames))
+            return await asyncio.gather(*(sender.deliver(f) for f in frames))
 
     deliveries = asyncio.run(run())
     assert [len(d.status) for d in deliveries] == [100, 0, 0, 0]  # one sent, three never

@@ -3,9 +3,12 @@
 Each chunk allocates and frees the same large amounts (strings, request bodies), and
 by default both allocators hand freed memory straight back to the kernel, so every
 chunk faulted its memory in anew: a third of the connector's CPU went to page faults.
-- polars' jemalloc: keep freed pages for jemalloc's usual 10 s (polars sets 0.5 s;
-  a value the user puts in `_RJEM_MALLOC_CONF` still wins). Must be set before
-  polars loads.
+- polars' jemalloc: keep freed pages for jemalloc's usual 10 s (polars sets 0.5 s),
+  except in a `sync` or `backfill` run from the command line: the platform's rate
+  limit paces those, so page faults cost them no time, and they run unattended for
+  hours, so they hand freed pages back at once (55 MB less at its peak in
+  bench/memory.py; `bench/prepare.py` runs a third slower that way). A value the user
+  puts in `_RJEM_MALLOC_CONF` still wins. Must be set before polars loads.
 - glibc's malloc (Python `bytes` of request bodies, up to 256 KB): serve them from
   the heap instead of a fresh mmap each, and keep up to 32 MB of freed heap. Two
   arenas, not one per thread (the default, 8 per core): each arena kept its own
@@ -19,8 +22,29 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from pathlib import Path
 
-os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:10000")
+KEEP_FREED_PAGES = "dirty_decay_ms:10000"
+RETURN_FREED_PAGES = "dirty_decay_ms:0,muzzy_decay_ms:0"
+PACED_COMMANDS = frozenset({"sync", "backfill"})
+
+
+def cli_command(argv: list[str]) -> str | None:
+    """The command this process runs when it is the CLI (`rokt-connector COMMAND ...`,
+    or `python -m connector COMMAND ...`, whose argv[0] is "-m" while the package
+    loads); None for any other program."""
+    program = argv[0] if argv else ""
+    if program != "-m" and Path(program).name != "rokt-connector":
+        return None
+    return next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+
+
+def jemalloc_conf(argv: list[str]) -> str:
+    """polars' jemalloc settings for a process started with `argv`."""
+    return RETURN_FREED_PAGES if cli_command(argv) in PACED_COMMANDS else KEEP_FREED_PAGES
+
+
+os.environ.setdefault("_RJEM_MALLOC_CONF", jemalloc_conf(sys.argv))
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # glibc <malloc.h>
 _libc_name = ctypes.util.find_library("c") if sys.platform == "linux" else None

@@ -24,6 +24,10 @@ import polars_hash  # noqa: F401  (registers `chash` and `nchash`)
 _PACKAGE = Path(__file__).resolve().parent
 SQL_DIR = _PACKAGE / "sql" if (_PACKAGE / "sql").is_dir() else _PACKAGE.parent / "sql"
 MEMORY_LIMIT = "64MB"  # per DuckDB database (bench/memory.py: 5,000,000 rows)
+# DuckDB's allocator keeps what its threads freed until a task has used this much
+# (128 MB by default: more than both databases may hold, so it never let go);
+# bench/memory.py peaked 15 MB lower with 8 MB.
+ALLOCATOR_FLUSH = "8MB"
 _VARIANT = {f"{i:x}": f"{(i & 3) | 8:x}" for i in range(16)}
 
 
@@ -47,7 +51,8 @@ def connect(
     query of millions of rows took gigabytes); beyond it sorts, joins and aggregates
     spill to disk: beside the file of a file database, in a private temporary folder
     (removed with the connection) for an in-memory one. `threads` (default: one per
-    core): fewer threads need less memory to sort.
+    core): fewer threads need less memory to sort. DuckDB's allocator hands freed
+    memory back after each task that used more than `ALLOCATOR_FLUSH`.
     """
     con = duckdb.connect(database, read_only=read_only)
     # SET, not connect-time config: another connection to the same file in this
@@ -56,6 +61,7 @@ def connect(
     con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET allocator_flush_threshold = {quote_literal(ALLOCATOR_FLUSH)}")
     if database == ":memory:":
         spill = tempfile.mkdtemp(prefix="rokt-connector-duckdb-")
         con.execute(f"SET temp_directory = {quote_literal(spill)}")

@@ -265,19 +265,33 @@ _TRIES_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+# The longest a conversion's answer waits for its ledger write.
+SETTLE_WAIT_S = 10.0
+
+
 class _Settler:
-    """Writes final states and every attempt to the ledger off the event loop, many
-    requests per write.
+    """Writes final states and every attempt to the ledger off the event loop: one
+    write for the answers of `rows_per_write` conversions (a sync: `chunk_rows`, as
+    many as each write-ahead), or of all answered within `wait_s`, whichever is first.
+
+    Writes must be few: DuckDB keeps 4-10 KB for good after each UPDATE that joins
+    the rows it changes (sql/ledger_settle.sql). Written as answers came in (a
+    request or two a time), a 5,000,000-row sync in bench/memory.py grew by about
+    55 MB of them.
 
     Sending never waits for the ledger: delivered requests queue up and one task
-    writes whatever has gathered in a worker thread, states and attempts in one
-    transaction. A crash before a write leaves those rows `pending`, which the next
-    run resends with the same request ids.
+    writes them in a worker thread, states and attempts in one transaction. A crash
+    before a write leaves those rows `pending`, which the next run resends with the
+    same request ids; closing writes what has gathered at once.
     """
 
-    def __init__(self, ledger: Ledger, run_id: str) -> None:
+    def __init__(
+        self, ledger: Ledger, run_id: str, rows_per_write: int, wait_s: float = SETTLE_WAIT_S
+    ) -> None:
         self._ledger = ledger
         self._run_id = run_id
+        self._rows_per_write = rows_per_write
+        self._wait_s = wait_s
         self._queue: asyncio.Queue[tuple[pl.DataFrame, list[Attempt]] | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._write())
 
@@ -308,17 +322,34 @@ class _Settler:
         )
         self._ledger.settle(settled, tries, self._run_id)
 
+    async def _gather(self) -> tuple[list[tuple[pl.DataFrame, list[Attempt]]], bool]:
+        """The requests of the next write, and whether the settler was closed."""
+        loop = asyncio.get_running_loop()
+        item = await self._queue.get()
+        deadline = loop.time() + self._wait_s
+        ready: list[tuple[pl.DataFrame, list[Attempt]]] = []
+        rows = 0
+        while item is not None:
+            ready.append(item)
+            rows += item[0].height
+            if rows >= self._rows_per_write:
+                break
+            if not self._queue.empty():
+                item = self._queue.get_nowait()
+                continue
+            try:
+                item = await asyncio.wait_for(self._queue.get(), deadline - loop.time())
+            except TimeoutError:
+                break
+        return ready, item is None
+
     async def _write(self) -> None:
-        while True:
-            items = [await self._queue.get()]
-            while not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            ready = [item for item in items if item is not None]
+        closed = False
+        while not closed:
+            ready, closed = await self._gather()
             if ready:
                 _crash_point("settle")
                 await _in_thread(self._flush, ready)
-            if len(ready) < len(items):  # the closing None
-                return
 
 
 async def _send(sender: Sender, settler: _Settler, rows: pl.DataFrame, report: RunReport) -> None:
@@ -381,7 +412,7 @@ async def _deliver_all(
     transport = config.destination.transport.value
     # one chunk prepared at a time: sending is slower anyway, and memory stays small
     parts = prepare(config, since, until, now, limit, workers=1, lookup=ledger.lookup)
-    settler = _Settler(ledger, report.run_id)
+    settler = _Settler(ledger, report.run_id, rows_per_write=config.source.chunk_rows)
     tasks: set[asyncio.Task[None]] = set()
     high_water = 4 * config.destination.concurrency  # requests queued ahead of the wire
 

@@ -39,8 +39,8 @@ def _found(run: pl.Series, keys: pl.Series) -> pl.Series:
 class RunDedup:
     """The refs one run has kept so far; the first row with a ref wins."""
 
-    def __init__(self, seed: int | None = None) -> None:
-        self._seed = secrets.randbits(64) if seed is None else seed
+    def __init__(self) -> None:
+        self._seed = secrets.randbits(64)
         # sorted; after the full runs (MERGE_LIMIT), each at least twice the next one's size
         self._runs: list[pl.Series] = []
 

@@ -270,9 +270,10 @@ SETTLE_WAIT_S = 10.0
 
 
 class _Settler:
-    """Writes final states and every attempt to the ledger off the event loop: one
-    write for the answers of `rows_per_write` conversions (a sync: `chunk_rows`, as
-    many as each write-ahead), or of all answered within `wait_s`, whichever is first.
+    """Writes final states and every attempt to the ledger off the event loop: a
+    write waits for the answers of `rows_per_write` conversions (a sync: `chunk_rows`,
+    as many as each write-ahead) or for `wait_s`, whichever comes first, and takes
+    every answer that has gathered by then.
 
     Writes must be few: DuckDB keeps 4-10 KB for good after each UPDATE that joins
     the rows it changes (sql/ledger_settle.sql). Written as answers came in (a
@@ -332,15 +333,15 @@ class _Settler:
         while item is not None:
             ready.append(item)
             rows += item[0].height
-            if rows >= self._rows_per_write:
-                break
-            if not self._queue.empty():
+            if not self._queue.empty():  # what has gathered goes in this write
                 item = self._queue.get_nowait()
-                continue
-            try:
-                item = await asyncio.wait_for(self._queue.get(), deadline - loop.time())
-            except TimeoutError:
+            elif rows >= self._rows_per_write:
                 break
+            else:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), deadline - loop.time())
+                except TimeoutError:
+                    break
         return ready, item is None
 
     async def _write(self) -> None:

@@ -43,13 +43,13 @@ def _check_chunks(dedup: RunDedup, seen: set[str], chunks: list[list[str | None]
         assert dedup.duplicates(pl.Series(chunk, dtype=pl.String)).to_list() == expected
 
 
+seeds_seen: list[int] = []
+
+
 def _colliding(refs: pl.Series, seed: int) -> pl.Series:
     """Every ref gets one fingerprint: the worst case of a 64-bit collision."""
     seeds_seen.append(seed)
     return pl.Series([None if r is None else 7 for r in refs], dtype=pl.UInt64)
-
-
-seeds_seen: list[int] = []
 
 
 def test_colliding_fingerprints_are_told_apart_within_a_chunk_and_each_run_reseeds() -> None:

@@ -111,15 +111,30 @@ def test_the_ledger_settles_many_requests_per_write_and_everything_on_close() ->
     async def run() -> list[list[str]]:
         ledger = _WritesLedger()
         settler = _Settler(ledger, "run-1", rows_per_write=1000, wait_s=3600)  # type: ignore[arg-type]
-        for request in range(25):
+        for request in range(10):
             settler.put(*_answers(request, 100))
-        await asyncio.wait_for(settler.close(), 30)  # the last 500 are written at once
+            for _ in range(3):
+                await asyncio.sleep(0)  # the writer takes each answer as it comes
+        settler.put(*_answers(10, 100))
+        await asyncio.wait_for(settler.close(), 30)  # the last 100 are written at once
         return ledger.writes
 
     writes = asyncio.run(run())
-    assert [len(w) for w in writes] == [1000, 1000, 500]
+    assert [len(w) for w in writes] == [1000, 100]
     every = [ref for write in writes for ref in write]
-    assert every == [f"R{r}-{i}" for r in range(25) for i in range(100)]
+    assert every == [f"R{r}-{i}" for r in range(11) for i in range(100)]
+
+
+def test_answers_that_gathered_while_the_ledger_was_busy_go_in_one_write() -> None:
+    async def run() -> list[int]:
+        ledger = _WritesLedger()
+        settler = _Settler(ledger, "run-1", rows_per_write=100, wait_s=3600)  # type: ignore[arg-type]
+        for request in range(25):  # all queued before the writer runs
+            settler.put(*_answers(request, 100))
+        await settler.close()
+        return [len(w) for w in ledger.writes]
+
+    assert asyncio.run(run()) == [2500]
 
 
 def test_answers_wait_for_their_ledger_write_no_longer_than_wait_s() -> None:

@@ -671,7 +671,10 @@ def sandbox_command(
         float, typer.Option(min=0, max=1, help="Fraction of requests failing (5xx/429).")
     ] = 0.0,
     reject_rate: Annotated[
-        float, typer.Option(min=0, max=1, help="Fraction of valid batches a 202 rejects.")
+        float,
+        typer.Option(
+            min=0, max=1, help="Fraction of valid batches rejected (each always the same way)."
+        ),
     ] = 0.0,
     latency: Annotated[float, typer.Option(min=0, help="Seconds before each answer.")] = 0.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the fault injection.")] = None,
@@ -707,6 +710,13 @@ def sandbox_command(
     keep_bodies: Annotated[
         int, typer.Option(min=0, help="Accepted batches kept for /_sandbox/batches.")
     ] = 10_000,
+    opaque_errors: Annotated[
+        bool,
+        typer.Option(
+            "--opaque-errors",
+            help="Bulk answers' errors do not say which batch failed (no Path, no position).",
+        ),
+    ] = False,
 ) -> None:
     """Run the local Event API emulator (strict as the platform; see DESIGN.md)."""
     settings = SandboxSettings(
@@ -727,6 +737,7 @@ def sandbox_command(
         slow_s=slow,
         hang_rate=hang_rate,
         journal=journal,
+        opaque_errors=opaque_errors,
     )
     try:
         serve(

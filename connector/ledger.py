@@ -29,6 +29,7 @@ from connector import ledger_marker
 from connector.digest import connect, sql_file
 from connector.errors import EXIT_LOCKED, ConfigError, ConnectorError, LedgerWriteError
 from connector.ref_index import RefIndex
+from connector.report import COUNTS
 
 _ROW_COLUMNS: dict[str, pl.DataType] = {
     "ref": pl.String(),
@@ -53,8 +54,9 @@ _ROW_COLUMNS: dict[str, pl.DataType] = {
 _SCANS_BEFORE_INDEX = 2
 
 # The ledger schema this code writes; sql/ledger_migrate_<n>_to_<n+1>.sql upgrades
-# an older ledger step by step when it is opened (2: `ledger_meta.ledger_id`).
-SCHEMA_VERSION = 2
+# an older ledger step by step when it is opened (2: `ledger_meta.ledger_id`;
+# 3: `runs.isolated`).
+SCHEMA_VERSION = 3
 
 
 def _open_error(path: Path, exc: duckdb.Error, reading: bool = False) -> ConnectorError:
@@ -200,6 +202,7 @@ class Ledger:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(sql_file("ledger.sql"))
             ledger._check_meta()
+            con.execute(sql_file("runs_interrupted.sql"))
             if existed:
                 ledger_marker.check_same(path, ledger.history(), new_ledger)
             ledger.write_marker()
@@ -312,7 +315,7 @@ class Ledger:
 
     def finish_run(self, report: dict[str, Any], message: str | None) -> None:
         """Store the run report (`RunReport.as_dict()`) in its `runs` row."""
-        params = {k: report[k] for k in (*_RUN_COUNTS, "run_id", "status")}
+        params = {k: report[k] for k in (*COUNTS, "duration_s", "run_id", "status")}
         with _writing(self.path, "the run report"):
             self._con.execute(
                 sql_file("run_finish.sql"), params | {"now": datetime.now(UTC), "message": message}
@@ -342,18 +345,3 @@ def finished_windows(path: Path, environment: str) -> list[tuple[datetime, datet
         if ("backfill_windows",) not in tables:  # a ledger from before backfills
             return []
         return Ledger(con, path, environment).finished_windows()
-
-
-_RUN_COUNTS = (
-    "rows_read",
-    "rows_rejected_local",
-    "rows_skipped_ledger",
-    "rows_duplicate",
-    "batches_sent",
-    "requests",
-    "accepted",
-    "rejected",
-    "failed",
-    "retries",
-    "duration_s",
-)

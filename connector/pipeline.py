@@ -365,34 +365,35 @@ async def _send(sender: Sender, settler: _Settler, rows: pl.DataFrame, report: R
 
 def _account(settler: _Settler, rows: pl.DataFrame, delivery: Delivery, report: RunReport) -> None:
     """Queue what became of each conversion of a request, and count it in the report."""
-    if not delivery.status:  # never sent
-        return
-    last = delivery.attempts
-    outcome = pl.DataFrame(
-        {
-            "_request_id": list(delivery.status),
-            "status": [status for status, _ in delivery.status.values()],
-            "reason": [reason for _, reason in delivery.status.values()],
-            "attempt": [delivery.settled_early.get(rid, last) for rid in delivery.status],
-        },
-        schema={
-            "_request_id": pl.String,
-            "status": pl.String,
-            "reason": pl.String,
-            "attempt": pl.Int32,
-        },
-    )
-    settled = (
-        rows.select("_ref", "_request_id")
-        .join(outcome, on="_request_id")
-        .rename({"_ref": "ref", "_request_id": "request_id"})
-    )
-    settler.put(settled, delivery.history)
-    counts = dict(settled["status"].value_counts().iter_rows())
-    report.accepted += counts.get("accepted", 0)
-    report.rejected += counts.get("rejected", 0)
-    report.failed += counts.get("failed", 0)
-    report.batches_sent += counts.get("accepted", 0) + counts.get("rejected", 0)
+    for settlement in delivery.settlements:
+        if not settlement.status:  # never sent, or every batch resent alone
+            continue
+        states = settlement.status
+        outcome = pl.DataFrame(
+            {
+                "_request_id": list(states),
+                "status": [status for status, _, _ in states.values()],
+                "reason": [reason for _, reason, _ in states.values()],
+                "attempt": [attempt for _, _, attempt in states.values()],
+            },
+            schema={
+                "_request_id": pl.String,
+                "status": pl.String,
+                "reason": pl.String,
+                "attempt": pl.Int32,
+            },
+        )
+        settled = (
+            rows.select("_ref", "_request_id")
+            .join(outcome, on="_request_id")
+            .rename({"_ref": "ref", "_request_id": "request_id"})
+        )
+        settler.put(settled, settlement.history)
+        counts = dict(settled["status"].value_counts().iter_rows())
+        report.accepted += counts.get("accepted", 0)
+        report.rejected += counts.get("rejected", 0)
+        report.failed += counts.get("failed", 0)
+        report.batches_sent += counts.get("accepted", 0) + counts.get("rejected", 0)
 
 
 async def _deliver_all(
@@ -462,7 +463,12 @@ async def _deliver_all(
             await settler.close()  # every answer received is in the ledger before the run ends
         finally:
             await _in_thread(parts.close)
-            report.requests, report.retries = sender.stats.requests, sender.stats.retries
+            stats = sender.stats
+            report.requests, report.retries, report.isolated = (
+                stats.requests,
+                stats.retries,
+                stats.isolated,
+            )
 
 
 def _on_stop_signals(stopping: asyncio.Event, work: asyncio.Task[None] | None) -> None:

@@ -31,6 +31,7 @@ class RunReport:
     rejected: int = 0
     failed: int = 0
     retries: int = 0
+    isolated: int = 0  # batches resent alone: an answer did not say which batch it meant
     duration_s: float = 0.0
     message: str | None = None  # why a failed run stopped
 
@@ -75,6 +76,7 @@ COUNTS = (
     "rejected",
     "failed",
     "retries",
+    "isolated",
 )
 
 

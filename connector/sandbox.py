@@ -2,9 +2,11 @@
 
 Owns: the ASGI app (`create_app`) answering `POST /v2/events` and `POST /v2/bulkevents`
 as the real service does (HTTP Basic auth, request limits, per-batch validation by seed
-001, ATTRIBUTES.md and the limits in `spec`; 202 / 400 / 401 / 403 / 429 / 5xx), fault
-injection (fail rate, bursts of 503s, storms of 429s, reject rate, token-bucket rate
-limit, latency, dropped connections, late answers, requests never answered), the record
+001, ATTRIBUTES.md and the limits in `spec`; 202 / 400 / 401 / 403 / 429 / 5xx; 400s
+worded by `sandbox_errors`, locating a batch only by its position in the body), fault
+injection (fail rate, bursts of 503s, storms of 429s, a reject rate whose verdict is
+fixed per batch, token-bucket rate limit, latency, dropped connections, late answers,
+requests never answered, bulk errors that do not say which batch), the record
 of what it received and accepted (`/_sandbox/stats`, `/_sandbox/batches`,
 `/_sandbox/reset`; optionally journaled to a file so a restarted sandbox remembers), and
 `serve` (uvicorn on a socket it binds itself, loopback only unless asked).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -42,6 +45,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from connector.config import is_loopback_host
+from connector.sandbox_errors import batch_error, batch_spans, opaque_error, position, request_error
 from connector.spec import (
     ATTRIBUTES,
     CUSTOM_EVENT_TYPE,
@@ -108,6 +112,9 @@ _SHOWN_STATUSES = ("202", "400", "401", "403", "429", "500", "502", "503")
 _MAX_PAGE = 10_000
 _HEX = re.compile(r"[0-9a-f]{64}")  # hashes are sent lower-case (ATTRIBUTES.md)
 _UUID = re.compile(UUID)
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # the SDK sends numbers as text
+_DIGITS = re.compile(r"[0-9]+")
+_PATH_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")  # a key shown in a Path; others are not
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ class SandboxSettings:
     slow_rate: float = 0.0  # the batches are recorded but the answer comes `slow_s` late
     slow_s: float = 5.0
     hang_rate: float = 0.0  # never answered: held until the client gives up
+    opaque_errors: bool = False  # bulk errors do not say which batch (no Path, no position)
     journal: Path | None = None  # JSON lines of what was received; replayed on start
     clock: Callable[[], float] = time.monotonic  # the token bucket's time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -166,17 +174,24 @@ _RATES = (
 
 
 class Invalid(Exception):
-    """A request or batch the sandbox refuses: a code and a message naming the field."""
+    """A request or batch the sandbox refuses: a code and a message naming the field.
 
-    def __init__(self, code: str, message: str) -> None:
+    `path` is the field's reader path inside the batch ("" for none); `indexed`: the
+    platform's answer prefixes it with the batch's index in a bulk array (`[3].`), as
+    its .NET reader does for values it fails to convert (the device ids' UUIDs).
+    """
+
+    def __init__(self, code: str, message: str, path: str = "", indexed: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.path = path
+        self.indexed = indexed
 
 
 class Checked(NamedTuple):
     batch: dict[str, Any]
-    source_request_id: str
+    source_request_id: str | None  # optional in the platform's schema
     environment: str
     confirmationref: str
 
@@ -191,6 +206,13 @@ class Reply:
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
     return Reply(status, {"errors": [{"code": code, "message": message}]}, headers or {})
+
+
+def _path(where: str, key: object) -> str:
+    """`where.key`, or just `where` when the key is not a plain short name."""
+    if not (isinstance(key, str) and _PATH_KEY.fullmatch(key)):
+        return where
+    return f"{where}.{key}" if where else key
 
 
 def _name(key: object) -> str:
@@ -210,30 +232,34 @@ def _is_scalar(value: object) -> bool:
     return isinstance(value, str | int | float | bool)
 
 
-def _object(value: object, where: str, code: str) -> dict[str, Any]:
+def _object(value: object, where: str, code: str, path: str | None = None) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise Invalid(code, f"{where} must be a JSON object")
+        raise Invalid(code, f"{where} must be a JSON object", where if path is None else path)
     return value
 
 
-def _check_sized(where: str, name: str, value: object) -> None:
-    """Name and value length limits (seed 001) of one attribute."""
+def _check_sized(where: str, name: str, value: object, path: str) -> None:
+    """Name and value length limits (seed 001) of one attribute; `path`: its object's."""
     if len(name) > MAX_NAME_CHARS:
         raise Invalid(
             "attribute_name_too_long",
             f"{where} has an attribute name longer than {MAX_NAME_CHARS} characters",
+            path,
         )
     texts = value if isinstance(value, list) else [value]
     if any(len(v if isinstance(v, str) else json.dumps(v)) > MAX_VALUE_CHARS for v in texts):
         raise Invalid(
             "attribute_value_too_long",
             f"{where}.{name} is longer than {MAX_VALUE_CHARS} characters",
+            _path(path, name),
         )
 
 
-def _check_hash(where: str, value: object) -> None:
+def _check_hash(where: str, value: object, path: str) -> None:
     if not (isinstance(value, str) and _HEX.fullmatch(value)):
-        raise Invalid("invalid_hash", f"{where} must be 64 lowercase hex characters (SHA-256)")
+        raise Invalid(
+            "invalid_hash", f"{where} must be 64 lowercase hex characters (SHA-256)", path
+        )
 
 
 def _check_identities(batch: dict[str, Any], device: dict[str, Any]) -> None:
@@ -244,13 +270,23 @@ def _check_identities(batch: dict[str, Any], device: dict[str, Any]) -> None:
                 "unknown_identity",
                 f"user_identities.{_name(key)} is not an identity type; "
                 f"use one of {', '.join(IDENTITY_KEYS)}",
+                _path("user_identities", key),
             )
         if not isinstance(value, str) or not value:
-            raise Invalid("invalid_identity", f"user_identities.{key} must be a non-empty string")
+            raise Invalid(
+                "invalid_identity",
+                f"user_identities.{key} must be a non-empty string",
+                f"user_identities.{key}",
+            )
     if "other" in identities:
-        _check_hash("user_identities.other (the hashed email)", identities["other"])
+        where = "user_identities.other"
+        _check_hash(f"{where} (the hashed email)", identities["other"], where)
     if "email" in identities and "@" not in identities["email"]:
-        raise Invalid("invalid_email", "user_identities.email is not an email address")
+        raise Invalid(
+            "invalid_email",
+            "user_identities.email is not an email address",
+            "user_identities.email",
+        )
     if not any(k in identities for k in MAIN_IDENTITIES) and not any(
         isinstance(device.get(k), str) and device[k] for k in DEVICE_IDENTITIES
     ):
@@ -258,17 +294,18 @@ def _check_identities(batch: dict[str, Any], device: dict[str, Any]) -> None:
             "missing_identity",
             f"user_identities needs one of {', '.join(MAIN_IDENTITIES)} "
             f"(or device_info needs one of {', '.join(DEVICE_IDENTITIES)})",
+            "user_identities",
         )
 
 
 def _check_user_attributes(batch: dict[str, Any]) -> None:
-    attributes = _object(
-        batch.get("user_attributes", {}), "user_attributes", "invalid_user_attributes"
-    )
+    where = "user_attributes"
+    attributes = _object(batch.get(where, {}), where, "invalid_user_attributes")
     if len(attributes) > MAX_USER_ATTRIBUTES:
         raise Invalid(
             "too_many_user_attributes",
             f"user_attributes has {len(attributes)} keys; the limit is {MAX_USER_ATTRIBUTES}",
+            where,
         )
     for name, value in attributes.items():
         if not (
@@ -277,22 +314,30 @@ def _check_user_attributes(batch: dict[str, Any]) -> None:
             raise Invalid(
                 "invalid_user_attributes",
                 f"user_attributes.{_name(name)} must be a string, number, boolean or a list",
+                _path(where, name),
             )
-        _check_sized("user_attributes", name, value)
+        _check_sized(where, name, value, where)
         if name.endswith("sha256"):
-            _check_hash(f"user_attributes.{name}", value)
+            _check_hash(f"user_attributes.{name}", value, _path(where, name))
 
 
 def _check_device_and_ip(batch: dict[str, Any], device: dict[str, Any]) -> None:
     for key, value in device.items():
         if not _is_scalar(value):
-            raise Invalid("invalid_device_info", f"device_info.{_name(key)} must be a scalar")
+            raise Invalid(
+                "invalid_device_info",
+                f"device_info.{_name(key)} must be a scalar",
+                _path("device_info", key),
+            )
     for key in ("android_uuid", "http_header_user_agent"):
         if key in device and not isinstance(device[key], str):
-            raise Invalid("invalid_device_info", f"device_info.{key} must be a string")
+            raise Invalid(
+                "invalid_device_info", f"device_info.{key} must be a string", f"device_info.{key}"
+            )
     for key in UUID_DEVICE_IDS:
         if key in device and not (isinstance(device[key], str) and _UUID.fullmatch(device[key])):
-            raise Invalid("invalid_device_id", f"device_info.{key} must be a UUID")
+            where = f"device_info.{key}"
+            raise Invalid("invalid_device_id", f"{where} must be a UUID", where, indexed=True)
     if "ip" in batch:
         ip = batch["ip"]
         try:
@@ -300,7 +345,7 @@ def _check_device_and_ip(batch: dict[str, Any], device: dict[str, Any]) -> None:
         except ValueError:
             ok = False
         if not ok:
-            raise Invalid("invalid_ipaddress", "ip must be an IPv4 or IPv6 address")
+            raise Invalid("invalid_ipaddress", "ip must be an IPv4 or IPv6 address", "ip")
     integrations = _object(
         batch.get("integration_attributes", {}),
         "integration_attributes",
@@ -308,46 +353,71 @@ def _check_device_and_ip(batch: dict[str, Any], device: dict[str, Any]) -> None:
     )
     for integration, attributes in integrations.items():
         where = f"integration_attributes.{_name(integration)}"
-        for name, value in _object(attributes, where, "invalid_integration_attributes").items():
+        path = _path("integration_attributes", integration)
+        code = "invalid_integration_attributes"
+        for name, value in _object(attributes, where, code, path).items():
             if not isinstance(value, str):
-                raise Invalid(
-                    "invalid_integration_attributes", f"{where}.{_name(name)} must be a string"
-                )
-            _check_sized(where, name, value)
+                raise Invalid(code, f"{where}.{_name(name)} must be a string", _path(path, name))
+            _check_sized(where, name, value, path)
+
+
+def _check_known(fields: dict[str, Any], known: frozenset[str], where: str) -> None:
+    for key in fields:
+        if key not in known:
+            raise Invalid(
+                "unknown_field", f"{where}.{_name(key)} is not an event field", _path(where, key)
+            )
+
+
+def _check_event_data(data: dict[str, Any]) -> None:
+    """The event's fields other than its custom attributes."""
+    _check_known(data, EVENT_DATA_KEYS, "events[0].data")
+    if data.get("event_name") != EVENT_NAME:
+        raise Invalid(
+            "invalid_event_name",
+            f"events[0].data.event_name must be {EVENT_NAME!r}",
+            "events[0].data.event_name",
+        )
+    if "custom_event_type" in data and data["custom_event_type"] not in CUSTOM_EVENT_TYPES:
+        raise Invalid(
+            "invalid_custom_event_type",
+            "events[0].data.custom_event_type must be one of "
+            + ", ".join(sorted(CUSTOM_EVENT_TYPES)),
+            "events[0].data.custom_event_type",
+        )
+    message_id = data.get("source_message_id")
+    if "source_message_id" in data and not (
+        isinstance(message_id, str) and _UUID.fullmatch(message_id)
+    ):
+        raise Invalid(
+            "invalid_source_message_id",
+            "events[0].data.source_message_id must be a UUID string",
+            "events[0].data.source_message_id",
+        )
+    if "timestamp_unixtime_ms" in data and not _is_integer(data["timestamp_unixtime_ms"]):
+        raise Invalid(
+            "invalid_timestamp",
+            "events[0].data.timestamp_unixtime_ms must be an integer",
+            "events[0].data.timestamp_unixtime_ms",
+        )
 
 
 def _check_event(batch: dict[str, Any]) -> str:
     """The one conversion event; returns its confirmationref."""
     events = batch.get("events")
     if not isinstance(events, list) or len(events) != 1:
-        raise Invalid("invalid_events", "events must be a list of exactly one conversion event")
+        raise Invalid(
+            "invalid_events", "events must be a list of exactly one conversion event", "events"
+        )
     event = _object(events[0], "events[0]", "invalid_events")
-    for key in event:
-        if key not in EVENT_KEYS:
-            raise Invalid("unknown_field", f"events[0].{_name(key)} is not an event field")
+    _check_known(event, EVENT_KEYS, "events[0]")
     if event.get("event_type") != EVENT_TYPE:
-        raise Invalid("invalid_event_type", f"events[0].event_type must be {EVENT_TYPE!r}")
-    data = _object(event.get("data"), "events[0].data", "invalid_events")
-    for key in data:
-        if key not in EVENT_DATA_KEYS:
-            raise Invalid("unknown_field", f"events[0].data.{_name(key)} is not an event field")
-    if data.get("event_name") != EVENT_NAME:
-        raise Invalid("invalid_event_name", f"events[0].data.event_name must be {EVENT_NAME!r}")
-    if data.get("custom_event_type") not in CUSTOM_EVENT_TYPES:
         raise Invalid(
-            "invalid_custom_event_type",
-            "events[0].data.custom_event_type must be one of "
-            + ", ".join(sorted(CUSTOM_EVENT_TYPES)),
+            "invalid_event_type",
+            f"events[0].event_type must be {EVENT_TYPE!r}",
+            "events[0].event_type",
         )
-    message_id = data.get("source_message_id")
-    if not (isinstance(message_id, str) and _UUID.fullmatch(message_id)):
-        raise Invalid(
-            "invalid_source_message_id", "events[0].data.source_message_id must be a UUID string"
-        )
-    if not _is_integer(data.get("timestamp_unixtime_ms")):
-        raise Invalid(
-            "invalid_timestamp", "events[0].data.timestamp_unixtime_ms must be an integer"
-        )
+    _check_event_data(data := _object(event.get("data"), "events[0].data", "invalid_events"))
     where = "events[0].data.custom_attributes"
     attributes = _object(data.get("custom_attributes"), where, "invalid_custom_attributes")
     for name, value in attributes.items():
@@ -355,23 +425,45 @@ def _check_event(batch: dict[str, Any]) -> str:
             raise Invalid(
                 "invalid_custom_attributes",
                 f"{where}.{_name(name)} must be a string, number or boolean",
+                _path(where, name),
             )
-        _check_sized(where, name, value)
+        _check_sized(where, name, value, where)
     for key in ("confirmationref", "conversiontype"):
         value = attributes.get(key)
         if not (isinstance(value, str) and value.strip()):
-            raise Invalid(f"missing_{key}", f"{where}.{key} must be a non-empty string")
+            raise Invalid(
+                f"missing_{key}", f"{where}.{key} must be a non-empty string", f"{where}.{key}"
+            )
     for key in ("amount", "margin"):
-        if key in attributes and not _is_number(attributes[key]):
-            raise Invalid("invalid_amount", f"{where}.{key} must be a JSON number")
-    if "quantity" in attributes and not _is_integer(attributes["quantity"]):
-        raise Invalid("invalid_quantity", f"{where}.quantity must be a JSON integer")
+        value = attributes.get(key)
+        if key in attributes and not (
+            _is_number(value) or (isinstance(value, str) and _DECIMAL.fullmatch(value))
+        ):
+            raise Invalid(
+                "invalid_amount",
+                f"{where}.{key} must be a JSON number or a string holding a decimal number",
+                f"{where}.{key}",
+            )
+    quantity = attributes.get("quantity")
+    if "quantity" in attributes and not (
+        _is_integer(quantity) or (isinstance(quantity, str) and _DIGITS.fullmatch(quantity))
+    ):
+        raise Invalid(
+            "invalid_quantity",
+            f"{where}.quantity must be a JSON integer or a string of digits",
+            f"{where}.quantity",
+        )
     ref: str = attributes["confirmationref"]
     return ref
 
 
 def check_batch(batch: object) -> Checked:
-    """Validate one batch as the Event API would; raise `Invalid` for the first problem."""
+    """Validate one batch as the Event API would; raise `Invalid` for the first problem.
+
+    As in the platform's schema only `environment` is required of the batch's own
+    fields; this connector's conversions also need their confirmationref and
+    conversiontype, and an identity.
+    """
     if not isinstance(batch, dict):
         raise Invalid("invalid_batch", "a batch must be a JSON object")
     size = len(json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode())
@@ -386,15 +478,23 @@ def check_batch(batch: object) -> Checked:
                 if key in ("schema_version", "timestamp_unixtime_ms")
                 else ""
             )
-            raise Invalid("unknown_field", f"{_name(key)} is not an accepted batch field{hint}")
-    if "source_request_id" not in batch:
-        raise Invalid("missing_source_request_id", "source_request_id is required")
-    request_id = batch["source_request_id"]
-    if not isinstance(request_id, str) or not request_id:
-        raise Invalid("invalid_source_request_id", "source_request_id must be a non-empty string")
+            raise Invalid(
+                "unknown_field",
+                f"{_name(key)} is not an accepted batch field{hint}",
+                _path("", key),
+            )
+    request_id = batch.get("source_request_id")
+    if "source_request_id" in batch and not (isinstance(request_id, str) and request_id):
+        raise Invalid(
+            "invalid_source_request_id",
+            "source_request_id must be a non-empty string when given",
+            "source_request_id",
+        )
     environment = batch.get("environment")
     if environment not in ENVIRONMENTS:
-        raise Invalid("invalid_environment", "environment must be development or production")
+        raise Invalid(
+            "invalid_environment", "environment must be development or production", "environment"
+        )
     device = _object(batch.get("device_info", {}), "device_info", "invalid_device_info")
     _check_identities(batch, device)
     _check_user_attributes(batch)
@@ -413,12 +513,12 @@ def _finite(text: str) -> float:
     return value
 
 
-def _parse(body: bytes) -> object:
-    """Strict JSON: UTF-8, no NaN / Infinity, no number that overflows a double."""
+def _parse(body: bytes) -> tuple[str, object]:
+    """The body's text and value. Strict JSON: UTF-8, no NaN / Infinity, no number that
+    overflows a double."""
     try:
-        return json.loads(
-            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite
-        )
+        text = body.decode("utf-8")
+        return text, json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise Invalid("invalid_json", "the request body is not valid UTF-8 JSON") from None
 
@@ -435,6 +535,11 @@ class Sandbox:
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
         self._credentials = f"{settings.api_key}:{settings.api_secret}".encode()
+        # --reject-rate's verdicts hash this with each batch's id: the seed, or (unseeded)
+        # a number fixed for the life of this process.
+        self._verdict_salt = str(
+            settings.seed if settings.seed is not None else random.getrandbits(64)
+        )
         self._journal: IO[str] | None = None
         self.reset()
         if settings.journal is not None:
@@ -452,10 +557,11 @@ class Sandbox:
         self._refilled_at = self.settings.clock()
         self._accepted: set[str] = set()
         self._receipts: dict[str, int] = {}  # source_request_id -> times it arrived
-        self._refs: dict[tuple[str, str], str] = {}
+        self._refs: dict[tuple[str, str], str | None] = {}
         self._bodies: list[dict[str, Any]] = []
         self._burst_kind, self._burst_left = "", 0
         self.requests = 0
+        self.bulk_requests = 0  # of `requests`, those to /v2/bulkevents
         self.in_flight = 0
         self.max_receipts = 0
         self.batches = 0
@@ -505,6 +611,7 @@ class Sandbox:
         statuses.update({str(s): n for s, n in self.responses_by_status.items()})
         return {
             "requests": self.requests,
+            "bulk_requests": self.bulk_requests,
             "in_flight": self.in_flight,
             "batches": self.batches,
             "unique_confirmationrefs": len(self._refs),
@@ -553,13 +660,14 @@ class Sandbox:
         """Answer one authorized POST; `body` None means it exceeded MAX_REQUEST_BYTES."""
         problem: Invalid | None = None
         batches: list[object] = []
+        text = ""
         try:
             if body is None:
                 raise Invalid(
                     "request_too_large",
                     f"the request body is over {MAX_REQUEST_BYTES} bytes; send fewer batches",
                 )
-            parsed = _parse(body)
+            text, parsed = _parse(body)
             batches = parsed if bulk and isinstance(parsed, list) else [parsed]
             self.max_batches_per_request = max(self.max_batches_per_request, len(batches))
             if bulk and (
@@ -588,13 +696,13 @@ class Sandbox:
         # (a slow answer waits after it).
         if problem is not None:
             self.request_errors_by_code[problem.code] += 1
-            return _error(400, problem.code, problem.message)
+            return Reply(400, {"errors": [request_error(problem.code, problem.message)]})
         mishap = self._mishap()
         if mishap == "hang":
             return Reply(0, {}, fate="hang")
         if mishap == "reset" and self._rng.random() < 0.5:
             return Reply(202, {}, fate="drop")  # lost on the way in: nothing recorded
-        reply = self._settle(bulk, batches)
+        reply = self._settle(bulk, batches, text)
         if mishap == "reset":
             return Reply(reply.status, reply.body, fate="drop")  # recorded; the answer is lost
         if mishap == "slow":
@@ -664,53 +772,73 @@ class Sandbox:
             {"Retry-After": str(wait)},
         )
 
-    def _settle(self, bulk: bool, batches: list[object]) -> Reply:
-        errors: list[dict[str, Any]] = []
+    def _settle(self, bulk: bool, batches: list[object], text: str) -> Reply:
+        """Judge and record each batch; `text` is the body they were parsed from.
+
+        A bulk request is answered 202, with one error per batch refused; a single
+        batch refused (invalid, or by --reject-rate) is answered 400.
+        """
+        errors: list[dict[str, str]] = []
+        spans: list[tuple[int, int]] = []
         for index, batch in enumerate(batches):
             try:
                 checked = check_batch(batch)
+                request_id = checked.source_request_id
+                if request_id is not None and request_id in self._accepted:
+                    self.resent += 1
+                    self._log({"resent": request_id})
+                    continue
+                if self._rejects(checked):
+                    raise Invalid(REJECTED_BY_SANDBOX, "sandbox --reject-rate rejected this batch")
             except Invalid as exc:
-                errors.append(self._rejection(exc.code, exc.message, bulk, index, batch))
+                spans = spans or batch_spans(text, bulk)
+                errors.append(self._rejection(exc, bulk, index, text, spans[index]))
                 continue
-            if checked.source_request_id in self._accepted:
-                self.resent += 1
-                self._log({"resent": checked.source_request_id})
-            elif self.settings.reject_rate > 0 and self._rng.random() < self.settings.reject_rate:
-                message = "sandbox --reject-rate rejected this batch"
-                errors.append(self._rejection(REJECTED_BY_SANDBOX, message, bulk, index, batch))
-            else:
-                record = {
-                    "received_at": self.settings.wall_clock(),
-                    "source_request_id": checked.source_request_id,
-                    "environment": checked.environment,
-                    "confirmationref": checked.confirmationref,
-                    "batch": checked.batch,
-                }
-                self._record(record)
-                self._log({"accepted": record})
-        if not bulk and errors and errors[0]["code"] != REJECTED_BY_SANDBOX:
+            record = {
+                "received_at": self.settings.wall_clock(),
+                "source_request_id": request_id,
+                "environment": checked.environment,
+                "confirmationref": checked.confirmationref,
+                "batch": checked.batch,
+            }
+            self._record(record)
+            self._log({"accepted": record})
+        if not bulk and errors:
             return Reply(400, {"errors": errors})
         return Reply(202, {"errors": errors} if errors else {})
 
+    def _rejects(self, checked: Checked) -> bool:
+        """--reject-rate's verdict on a valid batch: the same for the same batch, whenever
+        and however it is sent (by its source_request_id, else its confirmationref)."""
+        rate = self.settings.reject_rate
+        if rate <= 0:
+            return False
+        request_id = checked.source_request_id
+        key = f"id:{request_id}" if request_id is not None else f"ref:{checked.confirmationref}"
+        digest = hashlib.sha256(f"{self._verdict_salt}\0{key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") < rate * 2**64
+
     def _rejection(
-        self, code: str, message: str, bulk: bool, index: int, batch: object
-    ) -> dict[str, Any]:
+        self, problem: Invalid, bulk: bool, index: int, text: str, span: tuple[int, int]
+    ) -> dict[str, str]:
+        """The answer's error for a refused batch (at `span` of `text`)."""
         self.rejected += 1
-        self.rejections_by_code[code] += 1
-        error: dict[str, Any] = {"code": code, "message": message}
-        if bulk:
-            error["index"] = index
-        request_id = batch.get("source_request_id") if isinstance(batch, dict) else None
-        if isinstance(request_id, str):
-            error["source_request_id"] = request_id
-        return error
+        self.rejections_by_code[problem.code] += 1
+        if bulk and self.settings.opaque_errors:
+            return opaque_error()
+        path = f"[{index}].{problem.path}" if bulk and problem.indexed else problem.path
+        at = position(text, span, problem.path)
+        return batch_error(problem.code, problem.message, path, at)
 
     def _record(self, record: dict[str, Any]) -> None:
-        request_id = record["source_request_id"]
-        self._accepted.add(request_id)
+        request_id: str | None = record["source_request_id"]
+        if request_id is not None:
+            self._accepted.add(request_id)
         key = (record["environment"], record["confirmationref"])
-        if self._refs.setdefault(key, request_id) != request_id:
-            self.duplicate_confirmationrefs += 1
+        if key not in self._refs:
+            self._refs[key] = request_id
+        elif request_id is None or self._refs[key] != request_id:
+            self.duplicate_confirmationrefs += 1  # without an id, every arrival is new
         self.batches += 1
         if len(self._bodies) < self.settings.keep_bodies:
             self._bodies.append(record)
@@ -764,6 +892,7 @@ def create_app(settings: SandboxSettings) -> Starlette:
     def post(bulk: bool) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             sandbox.requests += 1
+            sandbox.bulk_requests += int(bulk)
             sandbox.in_flight += 1
             try:
                 reply = sandbox.authorize(request.headers.get("authorization"))

@@ -2,16 +2,18 @@
 
 Owns: `classify`, the one function that maps an HTTP outcome (response or network
 error) to an action; the token bucket on batches per second (every batch of a bulk
-request counts); and `Sender.deliver`, which sends one request until it is settled:
-retrying 429 (honouring `Retry-After`, capped at `retry_max_s`), 5xx, timeouts and
-connection errors with full-jitter exponential backoff up to `max_attempts`, rejecting
-only the batches a 400 or 202 names, and raising `FatalSendError` on 401/403 or an
-endpoint that never answers. Every attempt has a deadline of `timeout_s` from the
-request's first byte to its answer's last, so an endpoint that hangs (or trickles)
-cannot hang a run. It reports every attempt (`Delivery.history`, also on a fatal stop)
-for the ledger's `attempts` table. The HTTP client is injected (`httpx.MockTransport`
-in unit tests). Must not: touch the ledger, log a secret or a request body, or sleep
-except through the injected `sleep`.
+request counts); and `Sender.deliver`, which sends one request until every batch of it
+is settled: retrying 429 (honouring `Retry-After`, capped at `retry_max_s`), 5xx,
+timeouts and connection errors with full-jitter exponential backoff up to
+`max_attempts`; rejecting the batches a 2xx or 400 answer names (`answers`); resending
+the others of a 400; resending alone to `/v2/events` each batch an answer may concern
+but does not name (isolation, docs/delivery.md); and raising `FatalSendError` on
+401/403 or an endpoint that never answers. Every attempt has a deadline of `timeout_s`
+from the request's first byte to its answer's last, so an endpoint that hangs (or
+trickles) cannot hang a run. It reports every attempt (`Settlement.history`, also on a
+fatal stop) for the ledger's `attempts` table. The HTTP client is injected
+(`httpx.MockTransport` in unit tests). Must not: touch the ledger, log a secret or a
+request body, or sleep except through the injected `sleep`.
 """
 
 from __future__ import annotations
@@ -21,20 +23,23 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
 import polars as pl
 
+from connector import answers
 from connector.config import DestinationConfig
 from connector.errors import FatalSendError
 from connector.payload import request_body
 
 Sleep = Callable[[float], Awaitable[None]]
 Action = Literal["accept", "reject", "retry", "fatal"]
+State = tuple[str, str | None]  # (status, reason) of one batch
 MAX_RETRY_AFTER_S = 300.0
+BULK_PATH, SINGLE_PATH = "/v2/bulkevents", "/v2/events"
 
 
 @dataclass(frozen=True)
@@ -45,22 +50,7 @@ class Outcome:
     http_status: int | None
     message: str
     retry_after: float | None = None
-    named: dict[str, str] = field(default_factory=dict)  # source_request_id -> message
     error: str | None = None  # the transport error's type when no response came
-
-
-def _named_errors(response: httpx.Response) -> dict[str, str]:
-    """The batches a response's `{"errors": [...]}` body names, by source_request_id."""
-    try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
-        return {}
-    named: dict[str, str] = {}
-    for error in errors if isinstance(errors, list) else []:
-        if isinstance(error, dict) and isinstance(error.get("source_request_id"), str):
-            code, message = error.get("code", ""), error.get("message", "rejected")
-            named[error["source_request_id"]] = f"{code}: {message}" if code else str(message)
-    return named
 
 
 def _first_error(response: httpx.Response) -> str:
@@ -89,7 +79,7 @@ def classify(response: httpx.Response | None, error: Exception | None = None) ->
         return Outcome("retry", None, f"{kind}: {name}", error=name)
     status = response.status_code
     if 200 <= status < 300:
-        return Outcome("accept", status, "accepted", named=_named_errors(response))
+        return Outcome("accept", status, "accepted")
     if status in (401, 403):
         what = "missing" if status == 401 else "refused"
         return Outcome(
@@ -101,7 +91,7 @@ def classify(response: httpx.Response | None, error: Exception | None = None) ->
         return Outcome("retry", status, "rate limited (HTTP 429)", _retry_after(response))
     if status >= 500 or status == 408:
         return Outcome("retry", status, f"server error (HTTP {status})", _retry_after(response))
-    return Outcome("reject", status, _first_error(response), named=_named_errors(response))
+    return Outcome("reject", status, _first_error(response))
 
 
 class TokenBucket:
@@ -132,10 +122,10 @@ class TokenBucket:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One HTTP attempt of a request. `message` is what it meant for the batches its
-    response did not name; a batch it rejected by name has its own (in `status`)."""
+    """One HTTP attempt. `message` is what it meant for the batches its response did
+    not name; a batch it rejected by name has its own (in `Settlement.status`)."""
 
-    number: int  # 1, 2, ... within this delivery
+    number: int  # 1, 2, ... along one line of attempts (a request, then a batch isolated)
     at: datetime  # when the request left
     http_status: int | None
     error: str | None  # the transport error's type when no response came
@@ -143,21 +133,36 @@ class Attempt:
 
 
 @dataclass
+class Settlement:
+    """Batches settled along one line of attempts: a request's, or, for a batch resent
+    alone, the request's attempts up to its isolation followed by its own."""
+
+    history: list[Attempt]
+    status: dict[str, tuple[str, str | None, int]] = field(default_factory=dict)
+    # request_id -> (status, reason, the attempt that settled it)
+
+
+@dataclass
 class Delivery:
     """The final state of one request's batches, and every attempt it took."""
 
-    status: dict[str, tuple[str, str | None]]  # request_id -> (status, reason)
-    http_status: int | None
-    attempts: int
-    history: list[Attempt] = field(default_factory=list)
-    # batches settled before the last attempt (rejected by name in a 400 that made the
-    # others be resent): request_id -> the attempt that settled them
-    settled_early: dict[str, int] = field(default_factory=dict)
+    settlements: list[Settlement] = field(default_factory=list)
+    http_status: int | None = None
+    attempts: int = 0  # HTTP requests made, isolated resends included
+
+    @property
+    def status(self) -> dict[str, State]:
+        """request_id -> (status, reason), over every settlement."""
+        return {
+            rid: (state, reason)
+            for settlement in self.settlements
+            for rid, (state, reason, _) in settlement.status.items()
+        }
 
 
 class DeliveryStopped(FatalSendError):
     """A fatal outcome (credentials refused, endpoint unreachable) in the middle of a
-    delivery; `delivery` holds the attempts made and the request's batches as failed."""
+    delivery; `delivery` holds the attempts made and the unsettled batches as failed."""
 
     def __init__(self, message: str, delivery: Delivery) -> None:
         super().__init__(message, delivery.attempts)
@@ -168,6 +173,24 @@ class DeliveryStopped(FatalSendError):
 class SendStats:
     requests: int = 0  # HTTP attempts
     retries: int = 0
+    isolated: int = 0  # batches resent alone
+
+
+@dataclass
+class _Line:
+    """Batches still to settle along one line of attempts, and how they are sent."""
+
+    rows: pl.DataFrame  # _request_id, _body
+    bulk: bool
+    settlement: Settlement
+    tries: int = 0  # attempts of this line's own requests
+
+    def body(self) -> bytes:
+        return request_body(self.rows["_body"], self.bulk)
+
+    def settle(self, ids: list[str], state: State, attempt: int) -> None:
+        self.settlement.status |= dict.fromkeys(ids, (*state, attempt))
+        self.rows = self.rows.filter(~pl.col("_request_id").is_in(ids))
 
 
 class Sender:
@@ -185,7 +208,6 @@ class Sender:
     ) -> None:
         self.client = client
         self.destination = destination
-        self.url = destination.root_url + ("/v2/bulkevents" if destination.bulk else "/v2/events")
         self.stats = SendStats()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -200,85 +222,136 @@ class Sender:
         return self._rng.uniform(0, min(self.destination.retry_max_s, ceiling))
 
     async def _attempt(
-        self, body: bytes, batches: int, first: bool
-    ) -> tuple[Outcome, datetime] | None:
-        """One HTTP attempt and when it left; None when stopping before a request's
-        first attempt."""
+        self, line: _Line, first: bool
+    ) -> tuple[Outcome, httpx.Response | None, datetime] | None:
+        """One HTTP attempt, its response and when it left; None when stopping before a
+        delivery's first attempt."""
+        batches = line.rows.height
         if not await self._bucket.acquire(batches, self._stopping if first else None):
             return None  # stopping: a request never sent does not wait for tokens
         async with self._slots:
             if first and self._stopping.is_set():
                 return None
             self.stats.requests += 1
+            url = self.destination.root_url + (BULK_PATH if line.bulk else SINGLE_PATH)
             at = datetime.now(UTC)
             try:
                 async with asyncio.timeout(self.destination.timeout_s):
-                    response = await self.client.post(self.url, content=body)
+                    response = await self.client.post(url, content=line.body())
             except TimeoutError:
-                return classify(None, httpx.TimeoutException("no answer within timeout_s")), at
+                timeout = httpx.TimeoutException("no answer within timeout_s")
+                return classify(None, timeout), None, at
             except httpx.TransportError as exc:
-                return classify(None, exc), at
-            return classify(response), at
+                return classify(None, exc), None, at
+            return classify(response), response, at
 
     async def deliver(self, batches: pl.DataFrame) -> Delivery:
-        """Send one request of `batches` (`_request_id`, `_body`) until it is settled.
+        """Send one request of `batches` (`_request_id`, `_body`) until each is settled.
 
         Once `stopping` is set, a request not yet sent is not sent (empty `status`); one
         already sent is still retried until it is settled. A fatal outcome raises
         `DeliveryStopped`, whose delivery marks the unsettled batches failed.
         """
-        delivery = Delivery({}, None, 0)
-        remaining = batches.select("_request_id", "_body")
-        body = request_body(remaining["_body"], self.destination.bulk)
-        reached = False
+        delivery = Delivery()
+        rows = batches.select("_request_id", "_body")
+        lines = [_Line(rows, self.destination.bulk, Settlement([]))]
+        while lines:
+            line = lines.pop(0)
+            delivery.settlements.append(line.settlement)
+            try:
+                isolated = await self._settle(line, delivery)
+            except DeliveryStopped:
+                for waiting in lines:  # sent before, never answered by name
+                    delivery.settlements.append(waiting.settlement)
+                    number = len(waiting.settlement.history)
+                    state = ("failed", "not resent alone: the run stopped")
+                    waiting.settle(waiting.rows["_request_id"].to_list(), state, number)
+                raise
+            if isolated is None:
+                return delivery  # stopping before the first attempt: nothing was sent
+            lines += isolated
+        return delivery
+
+    async def _settle(self, line: _Line, delivery: Delivery) -> list[_Line] | None:
+        """Attempt `line` until its batches are settled; returns the lines of batches
+        to resend alone (None when stopping before the delivery's first attempt)."""
+        history = line.settlement.history
         outcome = Outcome("retry", None, "not sent")
-        while remaining.height:
-            attempted = await self._attempt(body, remaining.height, first=not delivery.attempts)
-            if attempted is None:  # never sent: the rows stay pending
-                return delivery
-            outcome, at = attempted
-            delivery.attempts = number = delivery.attempts + 1
+        while line.rows.height:
+            attempted = await self._attempt(line, first=not delivery.attempts)
+            if attempted is None:
+                return None
+            outcome, response, at = attempted
+            delivery.attempts += 1
+            line.tries += 1
             delivery.http_status = outcome.http_status
-            reached = reached or outcome.http_status is not None
-            last = number >= self.destination.max_attempts
-            if outcome.action == "retry" and last and not reached:
+            number = len(history) + 1
+            last = line.tries >= self.destination.max_attempts
+            answered = outcome.http_status is not None or any(a.http_status for a in history)
+            if outcome.action == "retry" and last and not answered:
                 unreachable = (
-                    f"endpoint {self.destination.root_url} unreachable after {number} "
-                    f"attempts ({outcome.message})"
+                    f"endpoint {self.destination.root_url} unreachable after "
+                    f"{line.tries} attempts ({outcome.message})"
                 )
-                outcome = replace(outcome, action="fatal", message=unreachable)
-            message = outcome.message
-            if outcome.action in ("accept", "reject"):
-                for request_id, named in outcome.named.items():
-                    delivery.status[request_id] = ("rejected", named)
-                unnamed = remaining.filter(~pl.col("_request_id").is_in(list(outcome.named)))
-                settled: tuple[str, str | None] = ("accepted", None)
-                if outcome.action == "reject":
-                    settled = ("rejected", outcome.message)
-                if outcome.action == "reject" and 0 < unnamed.height < remaining.height:
-                    # a 400 naming some batches: the others were refused with them; resend
-                    delivery.settled_early |= dict.fromkeys(outcome.named, number)
-                    message = f"resent: HTTP {outcome.http_status} rejected other batches of it"
-                    remaining = unnamed
-                    body = request_body(remaining["_body"])
-                else:
-                    delivery.status |= dict.fromkeys(unnamed["_request_id"].to_list(), settled)
-                    remaining = unnamed.clear()
-            delivery.history.append(
-                Attempt(number, at, outcome.http_status, outcome.error, message)
-            )
+                outcome = Outcome("fatal", None, unreachable, error=outcome.error)
+            message, isolate = outcome.message, list[str]()
+            if response is not None and outcome.action in ("accept", "reject"):
+                message, isolate = self._read(line, outcome, response, number)
+            history.append(Attempt(number, at, outcome.http_status, outcome.error, message))
+            if isolate:
+                return self._isolate(line, isolate)
             if outcome.action == "fatal":
-                stopped = dict.fromkeys(remaining["_request_id"].to_list(), ("failed", message))
-                delivery.status |= stopped
+                line.settle(line.rows["_request_id"].to_list(), ("failed", message), number)
                 raise DeliveryStopped(message, delivery)
             if outcome.action == "retry":
                 if last:
+                    gave_up = f"gave up after {line.tries} attempts: {outcome.message}"
+                    line.settle(line.rows["_request_id"].to_list(), ("failed", gave_up), number)
                     break
                 self.stats.retries += 1
                 wait = outcome.retry_after
                 if wait is None:
-                    wait = self.backoff(number)
+                    wait = self.backoff(line.tries)
                 await self._sleep(min(wait, self.destination.retry_max_s))
-        failed = ("failed", f"gave up after {delivery.attempts} attempts: {outcome.message}")
-        delivery.status |= dict.fromkeys(remaining["_request_id"].to_list(), failed)
-        return delivery
+        return []
+
+    def _read(
+        self, line: _Line, outcome: Outcome, response: httpx.Response, number: int
+    ) -> tuple[str, list[str]]:
+        """Settle what an answer says of `line`'s batches; returns the attempt's message
+        for the batches it leaves unsettled, and the ids of those to resend alone."""
+        ids: list[str] = line.rows["_request_id"].to_list()
+        status = response.status_code
+        if outcome.action == "reject" and status != 400:  # 404, 413, ...: the whole request
+            line.settle(ids, ("rejected", outcome.message), number)
+            return outcome.message, []
+        texts: list[str] = line.rows["_body"].to_list()
+        verdict = answers.read(response.content, texts, ids, line.bulk)
+        for index, reason in verdict.named.items():
+            line.settle([ids[index]], ("rejected", reason), number)
+        unnamed = line.rows["_request_id"].to_list()
+        if not unnamed:
+            return outcome.message, []
+        if outcome.action == "accept" and not verdict.unattributed:
+            line.settle(unnamed, ("accepted", None), number)
+            return outcome.message, []
+        if len(ids) == 1:  # the answer concerns this batch, but says nothing readable
+            if outcome.action == "accept":
+                unread = f"HTTP {status} with an answer that could not be read; resent next run"
+                line.settle(unnamed, ("failed", unread), number)
+            else:
+                line.settle(unnamed, ("rejected", outcome.message), number)
+            return outcome.message, []
+        if verdict.unattributed or not verdict.named:
+            return f"resent alone: HTTP {status} did not name the batch of every error", unnamed
+        return f"resent: HTTP {status} rejected other batches of it", []
+
+    def _isolate(self, line: _Line, ids: list[str]) -> list[_Line]:
+        """A line of its own for each batch in `ids`, sent alone to /v2/events."""
+        self.stats.isolated += len(ids)
+        rows = line.rows.filter(pl.col("_request_id").is_in(ids))
+        history = line.settlement.history
+        return [
+            _Line(rows.slice(i, 1), bulk=False, settlement=Settlement(list(history)))
+            for i in range(rows.height)
+        ]

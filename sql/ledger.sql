@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE TABLE IF NOT EXISTS runs (
     run_id               VARCHAR PRIMARY KEY,
     mode                 VARCHAR NOT NULL,  -- sync | backfill | dry_run
-    status               VARCHAR NOT NULL,  -- running | succeeded | completed_with_rejections | failed
+    status               VARCHAR NOT NULL,  -- running | succeeded | completed_with_rejections | failed | interrupted
     environment          VARCHAR NOT NULL,
     window_since         TIMESTAMPTZ,
     window_until         TIMESTAMPTZ,
@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS runs (
     rejected             BIGINT DEFAULT 0,
     failed               BIGINT DEFAULT 0,
     retries              BIGINT DEFAULT 0,
+    isolated             BIGINT DEFAULT 0,  -- batches resent alone to learn their fate
     duration_s           DOUBLE,
     message              VARCHAR
 );

@@ -3,13 +3,13 @@
 Each scenario runs the CLI against `rokt-connector sandbox` with one fault, then with
 all of them at once: bursts of 503s, storms of 429s saying `Retry-After` 0-5 s,
 connections dropped mid-answer, answers slower than `timeout_s`, bulk 202s rejecting
-some batches, the sandbox killed mid-run and started again on the same port (its
-`--journal` remembers what it accepted), an endpoint that stays down, and one that
-never answers. Each asserts what a user relies on: every valid conversion ends
-`accepted` in the ledger exactly once (or `rejected`, when the endpoint said so), the
-sandbox accepted no conversion twice, no batch was tried more than `max_attempts`
-times, and the exit code is DESIGN.md's. Each adds a row to the table printed at the
-end of the test session (`CHAOS_TABLE`).
+some batches (named by position, or by nothing), the sandbox killed mid-run and started
+again on the same port (its `--journal` remembers what it accepted), an endpoint that
+stays down, and one that never answers. Each asserts what a user relies on: every valid
+conversion ends `accepted` in the ledger exactly once (or `rejected`, when the endpoint
+said so), the sandbox accepted no conversion twice, no request was tried more than
+`max_attempts` times, and the exit code is the documented one. Each adds a row to the
+table printed at the end of the test session (`CHAOS_TABLE`).
 """
 
 from __future__ import annotations
@@ -80,7 +80,12 @@ FAULTS = [
         ("--slow-rate", "0.15", "--slow", "1.5", "--seed", "4"),
         ("slow",),
     ),
-    Fault("bulk 202 rejecting some batches", ("--reject-rate", "0.05", "--seed", "5"), ()),
+    Fault("bulk 202 naming batches by position", ("--reject-rate", "0.05", "--seed", "5"), ()),
+    Fault(
+        "errors that name no batch",
+        ("--reject-rate", "0.05", "--opaque-errors", "--seed", "8"),
+        (),
+    ),
     Fault(
         "sandbox down mid-run, then back",
         ("--latency", "0.1"),  # so requests are in flight when it goes down
@@ -93,7 +98,7 @@ FAULTS = [
         (
             *("--burst-503", "0.2", "--storm-429", "0.2", "--burst-length", "3"),
             *("--retry-after-max", "5", "--reset-rate", "0.1", "--slow-rate", "0.1"),
-            *("--slow", "1.5", "--reject-rate", "0.03", "--fail-rate", "0.1", "--seed", "6"),
+            *("--slow", "1.5", "--reject-rate", "0.03", "--fail-rate", "0.1", "--seed", "8"),
             *("--latency", "0.05"),
         ),
         ("burst_503", "storm_429", "reset", "slow", "fail"),
@@ -148,6 +153,8 @@ def test_each_valid_conversion_is_accepted_exactly_once_despite(
         assert run.report["retries"] > 0
     if "--reject-rate" in fault.sandbox:
         assert stats["rejected"] > 0
+    if "--opaque-errors" in fault.sandbox:  # each batch of those requests went alone
+        assert run.report["isolated"] > 0
     assert_each_valid_conversion_once(
         name,
         tmp_path / "ledger.duckdb",

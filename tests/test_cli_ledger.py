@@ -192,7 +192,9 @@ def test_summary_counts_what_the_sync_did(
     }
     assert summary["conversions"] == sum(by_status.values())
     reasons = {(r["status"], r["reason"]): r["conversions"] for r in summary["by_reason"]}
-    rejected_message = "rejected_by_sandbox: sandbox --reject-rate rejected this batch"
+    rejected_message = (
+        "BAD_REQUEST: sandbox --reject-rate rejected this batch (rejected_by_sandbox)."
+    )
     assert reasons.pop(("rejected", rejected_message)) == synced.sandbox_stats["rejected"]
     assert {reason: n for (_, reason), n in reasons.items()} == manifest["rejected"]
 

@@ -131,7 +131,7 @@ def test_a_202_rejecting_some_batches_marks_exactly_those_rows(
     assert report["accepted"] == stats["batches"] == manifest["valid"] - stats["rejected"]
     ledger = tmp_path / "ledger.duckdb"
     rejected = {r: n for (s, r), n in ledger_counts(ledger).items() if s == "rejected"}
-    message = "rejected_by_sandbox: sandbox --reject-rate rejected this batch"
+    message = "BAD_REQUEST: sandbox --reject-rate rejected this batch (rejected_by_sandbox)."
     assert rejected == {message: stats["rejected"]}
     assert ledger_refs(ledger, "accepted") == set(sandbox.accepted_refs())
     # unchanged rejected payloads are not sent again

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from checks import (
     CHUNK_ROWS,
@@ -40,6 +41,12 @@ from connector.pipeline import CRASH_AT_ENV
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 
 
+def runs_by_status(ledger: Path) -> dict[str, int]:
+    with duckdb.connect(str(ledger), read_only=True) as con:
+        rows = con.sql("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
+    return dict(rows)
+
+
 def rerun_resends_only_what_was_in_flight(
     what: str,
     killed_after_s: float,
@@ -58,8 +65,13 @@ def rerun_resends_only_what_was_in_flight(
     assert settled <= set(sandbox.accepted_refs()), "the ledger says accepted, the API does not"
     in_flight = {request_id for request_id in pending.values() if request_id in received}
 
+    killed_runs = runs_by_status(ledger)
+    assert killed_runs == {"running": 1}, "the killed run could not finish its runs row"
+
     rerun = sync(config)
     assert rerun.code == 1, rerun.stderr  # 1: the example's dirty rows are rejected locally
+    # the rerun, taking the ledger, marks the killed run as what it was
+    assert runs_by_status(ledger) == {"interrupted": 1, "completed_with_rejections": 1}
     assert (rerun.report["status"], rerun.report["failed"]) == ("completed_with_rejections", 0)
     skipped = rerun.report["rows_skipped_ledger"]
     assert skipped == len(settled), (
@@ -75,7 +87,7 @@ def rerun_resends_only_what_was_in_flight(
     # a pending conversion is resent under the request id the ledger wrote ahead
     accepted_ids = {r["confirmationref"]: r["source_request_id"] for r in sandbox.records()}
     assert {ref: accepted_ids[ref] for ref in pending} == pending
-    report = {"retries": 0, "accepted": len(settled), "rejected": 0}  # what it settled
+    report = {"retries": 0, "isolated": 0, "accepted": len(settled), "rejected": 0}  # settled
     killed = Run(-signal.SIGKILL, report, "", killed_after_s)
     assert_each_valid_conversion_once(
         what, ledger, sandbox, manifest, [killed, rerun], max_attempts=8

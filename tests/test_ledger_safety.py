@@ -275,13 +275,17 @@ def test_an_old_schema_ledger_is_migrated_in_place(
     sandbox, config, ledger = after_one_run(tmp_path, sandbox_factory)
     with duckdb.connect(str(ledger)) as con:  # what rokt-connector with schema 1 left
         con.execute("DELETE FROM ledger_meta WHERE key = 'ledger_id'")
+        con.execute("ALTER TABLE runs DROP COLUMN isolated")
         con.execute("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")
     ledger.with_name("ledger.duckdb.marker.json").unlink()
 
     migrated = report(sync(config))
     assert (migrated["requests"], migrated["rows_skipped_ledger"]) == (0, ROWS)
     upgraded = meta(ledger)
-    assert upgraded["schema_version"] == "2" and upgraded["environment"] == "development"
+    assert upgraded["schema_version"] == "3" and upgraded["environment"] == "development"
+    with duckdb.connect(str(ledger), read_only=True) as con:
+        runs = con.sql("SELECT isolated FROM runs ORDER BY started_at").fetchall()
+    assert runs == [(0,), (0,)]  # code before schema 3 never resent a batch alone
     assert len(upgraded["ledger_id"]) == 36
     assert marker(ledger)["ledger_id"] == upgraded["ledger_id"]
     assert sandbox.stats()["batches"] == ROWS

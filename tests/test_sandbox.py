@@ -2,8 +2,10 @@
 
 Valid batches come from the connector's own pipeline (transform -> encode -> pack), so
 the sandbox and the connector are checked against each other; every validation rule is
-exercised by mutating one of those batches. No test sleeps: the clock and the sleep
-are injected.
+exercised by mutating one of those batches. Batches built by the official SDK and the
+seed's example are accepted too. Errors are located as the platform's .NET reader does
+(`Path '[n]...'` or `position N` in the body), never by source_request_id. No test
+sleeps: the clock and the sleep are injected.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import asyncio
 import base64
 import copy
 import functools
+import hashlib
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import mparticle
 import polars as pl
 import pytest
 from starlette.applications import Starlette
@@ -131,8 +136,62 @@ class Client:
         return data
 
 
+BAD_REQUEST = "BAD_REQUEST"
+OPAQUE = "One or more batches in the request could not be processed"
+_REASON = re.compile(r" \(([a-z_]+)\)\.(?: Path '[^']*', line 1, position \d+\.)?$")
+_LOCATOR = re.compile(r"Path '(?:\[(\d+)\])?[^']*', line 1, position (\d+)\.$")
+
+
+def reason(error: dict[str, Any]) -> str:
+    """The sandbox's own code in a BAD_REQUEST error: `<explanation> (<code>).[ Path ...]`."""
+    assert error["code"] == BAD_REQUEST, error
+    match = _REASON.search(error["message"])
+    assert match, error["message"]
+    return match.group(1)
+
+
 def codes(response: httpx.Response) -> list[str]:
-    return [e["code"] for e in response.json()["errors"]]
+    """Each error's code; for BAD_REQUEST errors the sandbox's own, from the message."""
+    errors = response.json()["errors"]
+    return [reason(e) if e["code"] == BAD_REQUEST else e["code"] for e in errors]
+
+
+def utf16(text: str) -> int:
+    """Length in UTF-16 code units, as .NET counts a reader's position."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def spans(batches: list[Any], measure: Callable[[str], int] = utf16) -> list[range]:
+    """The 0-based offsets each batch covers in `bulk(batches)` (UTF-16 units unless
+    another `measure` is given)."""
+    found: list[range] = []
+    at = measure("[")
+    for target in batches:
+        size = measure(compact(target))
+        found.append(range(at, at + size))
+        at += size + measure(",")
+    return found
+
+
+def position(error: dict[str, Any]) -> int:
+    match = _LOCATOR.search(error["message"])
+    assert match, error["message"]
+    return int(match.group(2))
+
+
+def located(
+    batches: list[Any], error: dict[str, Any], measure: Callable[[str], int] = utf16
+) -> int | None:
+    """The index of the batch of `bulk(batches)` an error is about, from its position
+    (None when the position lies in no batch); a `Path '[n]` must agree with it."""
+    assert set(error) == {"code", "message"}  # no source_request_id, no index
+    match = _LOCATOR.search(error["message"])
+    assert match, error["message"]
+    index, at = match.groups()
+    inside = [i for i, span in enumerate(spans(batches, measure)) if int(at) - 1 in span]
+    if index is not None and measure is utf16:
+        assert inside == [int(index)], error["message"]
+    return inside[0] if inside else None
 
 
 # --- auth -------------------------------------------------------------------------
@@ -156,7 +215,7 @@ def test_missing_auth_is_401_and_wrong_auth_is_403_and_nothing_is_recorded() -> 
     assert stats["responses_by_status"]["401"] == 1
     assert stats["responses_by_status"]["403"] == 7
     assert stats["batches"] == 1
-    assert stats["requests"] == 9
+    assert (stats["requests"], stats["bulk_requests"]) == (9, 0)
 
 
 def test_the_secret_never_appears_in_any_response_or_repr() -> None:
@@ -233,8 +292,8 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ("schema_version", put(("schema_version",), 2), "unknown_field", "schema_version"),
     ("top_level_timestamp", put(("timestamp_unixtime_ms",), 1), "unknown_field", "timestamp"),
     ("environment", put(("environment",), "staging"), "invalid_environment", "environment"),
-    ("no_request_id", put(("source_request_id",), _DELETE), "missing_source_request_id", "source"),
     ("request_id_number", put(("source_request_id",), 42), "invalid_source_request_id", "source"),
+    ("request_id_blank", put(("source_request_id",), ""), "invalid_source_request_id", "source"),
     ("identities_list", put(("user_identities",), ["a"]), "invalid_identity", "user_identities"),
     (
         "unknown_identity",
@@ -356,10 +415,10 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
     ),
     ("event_attribute_list", put((*ATTRS, "sku"), ["a"]), "invalid_custom_attributes", "sku"),
     ("event_attribute_null", put((*ATTRS, "sku"), None), "invalid_custom_attributes", "sku"),
-    ("amount_text", put((*ATTRS, "amount"), "12.50"), "invalid_amount", "amount"),
+    ("amount_not_decimal", put((*ATTRS, "amount"), "12,50"), "invalid_amount", "amount"),
     ("margin_bool", put((*ATTRS, "margin"), True), "invalid_amount", "margin"),
     ("quantity_float", put((*ATTRS, "quantity"), 1.5), "invalid_quantity", "quantity"),
-    ("quantity_text", put((*ATTRS, "quantity"), "2"), "invalid_quantity", "quantity"),
+    ("quantity_not_digits", put((*ATTRS, "quantity"), "2.5"), "invalid_quantity", "quantity"),
     ("batch_too_large", too_large, "batch_too_large", "batch"),
 ]
 
@@ -373,13 +432,15 @@ def test_each_rule_rejects_a_batch_with_400_naming_the_field(
     sandbox = Client()
     target = batch()
     mutate(target)
-    response = sandbox.post(EVENTS, compact(target))
+    body = compact(target)
+    response = sandbox.post(EVENTS, body)
     assert response.status_code == 400, response.text
     [error] = response.json()["errors"]
-    assert error["code"] == code
+    assert reason(error) == code
     assert named in error["message"]
-    request_id = target.get("source_request_id")
-    assert error.get("source_request_id") == (request_id if isinstance(request_id, str) else None)
+    assert set(error) == {"code", "message"}  # never a source_request_id
+    assert "Path '[" not in error["message"]  # a single batch has no index in the body
+    assert 1 <= position(error) <= utf16(body)
     value = getattr(mutate, "value", None)
     if isinstance(value, str) and len(value) >= 5:
         assert value not in response.text  # values (maybe PII) are never echoed
@@ -406,6 +467,15 @@ VALID: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("seed_custom_attrs", put((*ATTRS, "margin"), 10)),
     ("other_event_type", put((*DATA, "custom_event_type"), "other")),
     ("exactly_max_batch", exactly_max),
+    # optional in the platform's schema
+    ("no_request_id", put(("source_request_id",), _DELETE)),
+    ("no_custom_event_type", put((*DATA, "custom_event_type"), _DELETE)),
+    ("no_source_message_id", put((*DATA, "source_message_id"), _DELETE)),
+    ("no_timestamp", put((*DATA, "timestamp_unixtime_ms"), _DELETE)),
+    # the SDK types custom attributes as strings
+    ("amount_text", put((*ATTRS, "amount"), "12.50")),
+    ("margin_text", put((*ATTRS, "margin"), "-0.5")),
+    ("quantity_text", put((*ATTRS, "quantity"), "2")),
 ]
 
 
@@ -417,6 +487,100 @@ def test_valid_variants_are_accepted(mutate: Callable[[dict[str, Any]], None]) -
     response = sandbox.post(EVENTS, compact(target))
     assert (response.status_code, response.json()) == (202, {}), response.text
     assert sandbox.stats()["batches"] == 1
+
+
+def sdk_batch() -> dict[str, Any]:
+    """A conversion built and serialized by the official `mparticle` SDK: no
+    source_request_id, source_message_id nor timestamp, custom attributes as strings."""
+    event = mparticle.AppEvent(
+        event_name="conversion",
+        custom_attributes={
+            "confirmationref": "SDK-0001",
+            "conversiontype": "purchase",
+            "amount": "100.00",
+        },
+    )
+    built = mparticle.Batch()
+    built.environment = "development"
+    built.user_identities = mparticle.UserIdentities(email="john.doe@example.com", customerid="C-1")
+    built.events = [event]
+    client = mparticle.ApiClient(configuration=mparticle.Configuration())
+    serialized: dict[str, Any] = client.sanitize_for_serialization(built)
+    return serialized
+
+
+def test_a_batch_built_with_the_official_sdk_is_accepted(tmp_path: Path) -> None:
+    sdk = sdk_batch()
+    assert "source_request_id" not in sdk
+    journal = tmp_path / "sandbox.journal"
+    sandbox = Client(journal=journal)
+    single = sandbox.post(EVENTS, compact(sdk))
+    assert (single.status_code, single.json()) == (202, {}), single.text
+    in_bulk = sandbox.post(BULK, bulk([batch(0), sdk]))
+    assert (in_bulk.status_code, in_bulk.json()) == (202, {}), in_bulk.text
+    records = sandbox.recorded()["batches"]
+    assert [(r["confirmationref"], r["source_request_id"]) for r in records] == [
+        ("SDK-0001", None),
+        ("ORD-00000", batch(0)["source_request_id"]),
+        ("SDK-0001", None),
+    ]
+    assert records[0]["receipts"] == 0 and records[0]["batch"] == sdk
+    stats = sandbox.stats()
+    # without an id nothing is recognised as resent; the confirmationref still is a duplicate
+    assert (stats["batches"], stats["resent"], stats["duplicate_confirmationrefs"]) == (3, 0, 1)
+    sandbox.sandbox.close()
+    restarted = Sandbox(SandboxSettings(journal=journal))
+    assert restarted.stats()["duplicate_confirmationrefs"] == 1
+    assert restarted.recorded()["batches"] == records
+    restarted.close()
+
+
+SEED_EMAIL = "john.doe@example.com"
+
+
+def test_the_seed_example_is_accepted() -> None:
+    """Seed 001's example batch, as given except for one value: its placeholder
+    `"other": "SHA256-hash-of-email"` is a real lowercase SHA-256 hex here, because the
+    sandbox deliberately checks hash formats (a real hash is what the connector sends)."""
+    example: dict[str, Any] = {
+        "environment": "development",
+        "user_identities": {
+            "email": SEED_EMAIL,
+            "other": hashlib.sha256(SEED_EMAIL.encode()).hexdigest(),
+        },
+        "user_attributes": {
+            "firstname": "John",
+            "lastname": "Doe",
+            "mobile": "123-456-7890",
+            "ipaddress": "172.3.51.182",
+        },
+        "events": [
+            {
+                "event_type": "custom_event",
+                "data": {
+                    "event_name": "conversion",
+                    "custom_attributes": {
+                        "amount": 100.00,
+                        "currency": "USD",
+                        "quantity": 1,
+                        "conversiontype": "purchase",
+                        "productname": "Maroon 5 t-shirt, Warriors vs. Raptors",
+                        "sku": "230847",
+                        "paymenttype": "VISA",
+                        "margin": 10.0,
+                        "transactionid": "ABC789",
+                        "confirmationref": "XYZ123",
+                    },
+                },
+            }
+        ],
+    }
+    sandbox = Client()
+    single = sandbox.post(EVENTS, compact(example))
+    assert (single.status_code, single.json()) == (202, {}), single.text
+    in_bulk = sandbox.post(BULK, bulk([example, batch(0)]))
+    assert (in_bulk.status_code, in_bulk.json()) == (202, {}), in_bulk.text
+    assert sandbox.stats()["batches"] == 3
 
 
 # --- request-level checks and limits ------------------------------------------------
@@ -441,6 +605,10 @@ def test_malformed_requests_are_400(path: str, body: bytes, code: str) -> None:
     sandbox = Client()
     response = sandbox.post(path, body)
     assert (response.status_code, codes(response)) == (400, [code])
+    [error] = response.json()["errors"]
+    assert error["code"] == BAD_REQUEST
+    if code != "invalid_batch":  # a single body that is not an object is its one batch
+        assert "Path" not in error["message"]  # about the request, not one batch
     assert sandbox.stats()["batches"] == 0
 
 
@@ -484,6 +652,7 @@ def test_the_connectors_packed_requests_are_all_accepted() -> None:
     assert stats["batches"] == stats["unique_confirmationrefs"] == len(pipeline_bodies())
     assert stats["max_batches_per_request"] == MAX_BATCHES_PER_REQUEST
     assert stats["requests"] == stats["responses_by_status"]["202"] == len(requests)
+    assert stats["bulk_requests"] == len(requests)
     assert stats["rejected"] == stats["resent"] == stats["duplicate_confirmationrefs"] == 0
 
 
@@ -495,23 +664,18 @@ def test_bulk_names_exactly_the_bad_batches_and_records_the_good_ones() -> None:
     batches: list[Any] = [batch(i) for i in range(6)]
     batches[1]["environment"] = "staging"
     del batches[3]["events"][0]["data"]["custom_attributes"]["confirmationref"]
-    del batches[4]["source_request_id"]
+    batches[4]["source_request_id"] = 42
     batches[5] = "not a batch"
     response = sandbox.post(BULK, bulk(batches))
     assert response.status_code == 202
     errors = response.json()["errors"]
-    assert [(e["index"], e["code"]) for e in errors] == [
+    assert [(located(batches, e), reason(e)) for e in errors] == [
         (1, "invalid_environment"),
         (3, "missing_confirmationref"),
-        (4, "missing_source_request_id"),
+        (4, "invalid_source_request_id"),
         (5, "invalid_batch"),
     ]
-    assert [e.get("source_request_id") for e in errors] == [
-        batches[1]["source_request_id"],
-        batches[3]["source_request_id"],
-        None,
-        None,
-    ]
+    assert "Path 'environment'" in errors[0]["message"]  # relative to the batch: no index
     recorded = sandbox.recorded()
     assert recorded["total"] == 2
     assert [r["confirmationref"] for r in recorded["batches"]] == ["ORD-00000", "ORD-00002"]
@@ -528,9 +692,122 @@ def test_bulk_where_every_batch_is_invalid_is_still_202() -> None:
         b["schema_version"] = 2
     response = sandbox.post(BULK, bulk(batches))
     assert response.status_code == 202
-    named = {e["source_request_id"]: e["index"] for e in response.json()["errors"]}
-    assert named == {b["source_request_id"]: i for i, b in enumerate(batches)}
+    named = [(located(batches, e), reason(e)) for e in response.json()["errors"]]
+    assert named == [(i, "unknown_field") for i in range(3)]
     assert sandbox.stats()["batches"] == 0
+
+
+# --- where an error points ----------------------------------------------------------
+
+
+def test_the_platforms_two_error_shapes() -> None:
+    """As the platform's .NET reader: a device id that is not a UUID is named by the
+    batch's index in the array; any other error by a path inside the batch, so only
+    its position (the last character of the key) locates the batch."""
+    sandbox = Client()
+    batches = [batch(i) for i in range(3)]
+    batches[1]["device_info"] = {"ios_advertising_id": "not-a-guid"}
+    batches[2]["events"][0]["data"]["custom_attributes"]["currency"] = {"code": "USD"}
+    body = bulk(batches)
+    response = sandbox.post(BULK, body)
+    assert response.status_code == 202
+    device, currency = response.json()["errors"]
+    assert re.fullmatch(
+        r"device_info\.ios_advertising_id must be a UUID \(invalid_device_id\)\. "
+        r"Path '\[1\]\.device_info\.ios_advertising_id', line 1, position \d+\.",
+        device["message"],
+    )
+    assert body[: position(device)].endswith('"ios_advertising_id"')
+    assert located(batches, device) == 1
+    path = "Path 'events[0].data.custom_attributes.currency', line 1, position "
+    assert path in currency["message"]
+    assert body[: position(currency)].endswith('"currency"')
+    assert located(batches, currency) == 2
+    assert "not-a-guid" not in response.text
+    single = sandbox.post(EVENTS, compact(batches[1]))
+    assert single.status_code == 400
+    assert "Path 'device_info.ios_advertising_id', line 1" in single.json()["errors"][0]["message"]
+
+
+def test_every_error_lies_inside_its_batch_also_with_non_ascii_text() -> None:
+    """Positions count UTF-16 code units: accented letters (2 bytes, 1 unit) and emoji
+    (4 bytes, 1 Python character, 2 units) before an error must not shift it."""
+    batches: list[Any] = [batch(i) for i in range(7)]
+    attributes = [b["events"][0]["data"]["custom_attributes"] for b in batches]
+    attributes[0]["productname"] = "Crème brûlée 🎉" * 100
+    attributes[0]["sku"] = "🎉" * 1000
+    batches[1]["environment"] = "staging"
+    attributes[2]["productname"] = "Ünïcödé 🎉🎉" * 300
+    attributes[3]["productname"] = "Zürich 🎉" * 300
+    attributes[3]["currency"] = {"code": "€"}
+    batches[4]["user_attributes"] = {"city": "São Paulo"}
+    batches[4]["device_info"] = {"ios_advertising_id": "pas-un-guid-é"}
+    attributes[5]["sku"] = "🎉" * 2000
+    del attributes[5]["conversiontype"]  # no such key: the position is the batch's start
+    batches[6] = "ceci n'est pas un lot 🎉"
+    body = bulk(batches)
+    assert len(body.encode()) != utf16(body) != len(body)
+    sandbox = Client()
+    response = sandbox.post(BULK, body)
+    assert response.status_code == 202
+    errors = response.json()["errors"]
+    expected = [
+        (1, "invalid_environment"),
+        (3, "invalid_custom_attributes"),
+        (4, "invalid_device_id"),
+        (5, "missing_conversiontype"),
+        (6, "invalid_batch"),
+    ]
+    assert [(located(batches, e), reason(e)) for e in errors] == expected
+    assert position(errors[3]) == spans(batches)[5].start + 1
+    units = body.encode("utf-16-le")
+    assert units[: 2 * position(errors[1])].decode("utf-16-le").endswith('"currency"')
+    for measure in (len, lambda text: len(text.encode())):  # Python characters, bytes
+        assert [located(batches, e, measure) for e in errors] != [i for i, _ in expected]
+    assert [r["confirmationref"] for r in sandbox.recorded()["batches"]] == [
+        "ORD-00000",
+        "ORD-00002",
+    ]
+
+
+def test_opaque_errors_do_not_say_which_batch() -> None:
+    sandbox = Client(opaque_errors=True)
+    batches = [batch(i) for i in range(4)]
+    batches[1]["environment"] = "staging"
+    batches[3]["device_info"] = {"ios_advertising_id": "not-a-guid"}
+    response = sandbox.post(BULK, bulk(batches))
+    assert response.status_code == 202
+    assert response.json() == {"errors": [{"code": BAD_REQUEST, "message": OPAQUE}] * 2}
+    assert [r["confirmationref"] for r in sandbox.recorded()["batches"]] == [
+        "ORD-00000",
+        "ORD-00002",
+    ]
+    # a single batch's 400 concerns that batch: still explained and located
+    alone = sandbox.post(EVENTS, compact(batches[1]))
+    assert (alone.status_code, codes(alone)) == (400, ["invalid_environment"])
+    assert "Path 'environment', line 1, position " in alone.text
+    rejecting = Client(opaque_errors=True, reject_rate=1.0, seed=1)
+    rejected = rejecting.post(BULK, bulk(batches[:1]))
+    assert rejected.json() == {"errors": [{"code": BAD_REQUEST, "message": OPAQUE}]}
+    assert rejecting.stats()["rejections_by_code"] == {"rejected_by_sandbox": 1}
+    empty = sandbox.post(BULK, "[]")  # about the request: as without the option
+    assert (empty.status_code, codes(empty)) == (400, ["invalid_bulk"])
+    assert sandbox.stats()["rejections_by_code"] == {
+        "invalid_device_id": 1,
+        "invalid_environment": 2,
+    }
+
+
+def test_the_opaque_errors_option_of_the_command(sandbox_factory: Callable[..., Any]) -> None:
+    opaque = sandbox_factory("--opaque-errors")
+    bad = batch(1) | {"environment": "staging"}
+    with httpx.Client(base_url=opaque.url, auth=("sandbox-key", "sandbox-secret")) as client:
+        response = client.post(BULK, content=bulk([batch(0), bad]))
+    assert (response.status_code, response.json()) == (
+        202,
+        {"errors": [{"code": BAD_REQUEST, "message": OPAQUE}]},
+    )
+    assert opaque.stats()["batches"] == 1
 
 
 # --- idempotency --------------------------------------------------------------------
@@ -632,16 +909,56 @@ def test_reject_rate_one_rejects_every_valid_batch() -> None:
     response = sandbox.post(BULK, bulk(batches))
     assert response.status_code == 202
     errors = response.json()["errors"]
-    assert [(e["index"], e["source_request_id"]) for e in errors] == [
-        (i, b["source_request_id"]) for i, b in enumerate(batches)
-    ]
-    assert {e["code"] for e in errors} == {"rejected_by_sandbox"}
-    assert {e["message"] for e in errors} == {"sandbox --reject-rate rejected this batch"}
-    single = sandbox.post(EVENTS, compact(batch(9)))
-    assert (single.status_code, codes(single)) == (202, ["rejected_by_sandbox"])
+    assert [located(batches, e) for e in errors] == list(range(5))
+    assert set(codes(response)) == {"rejected_by_sandbox"}
+    assert {e["message"].partition(". Path ''")[0] for e in errors} == {
+        "sandbox --reject-rate rejected this batch (rejected_by_sandbox)"
+    }
+    single = sandbox.post(EVENTS, compact(batch(9)))  # about its one batch: 400
+    assert (single.status_code, codes(single)) == (400, ["rejected_by_sandbox"])
     stats = sandbox.stats()
     assert (stats["batches"], stats["rejected"]) == (0, 6)
     assert stats["rejections_by_code"] == {"rejected_by_sandbox": 6}
+
+
+def rejected_by_rate(sandbox: Client, batches: list[Any]) -> set[int]:
+    """The indexes of `batches` one bulk request to `sandbox` has rejected."""
+    response = sandbox.post(BULK, bulk(batches))
+    assert response.status_code == 202
+    errors = response.json().get("errors", [])
+    assert set(codes(response)) <= {"rejected_by_sandbox"}
+    return {i for e in errors if (i := located(batches, e)) is not None}
+
+
+def test_a_batch_rejected_by_rate_is_rejected_again_however_it_is_resent() -> None:
+    """The verdict is the batch's, as a rejection of its content would be: resent alone,
+    in another request or in another order it is the same; the seed reproduces it."""
+    batches = [batch(i) for i in range(30)]
+    sandbox = Client(reject_rate=0.5, seed=7)
+    rejected = rejected_by_rate(sandbox, batches)
+    assert 0 < len(rejected) < 30
+    for i, target in enumerate(batches):
+        alone = sandbox.post(EVENTS, compact(target))
+        if i in rejected:
+            assert (alone.status_code, codes(alone)) == (400, ["rejected_by_sandbox"])
+        else:
+            assert (alone.status_code, alone.json()) == (202, {})
+    backwards = batches[::-1]
+    assert {29 - i for i in rejected_by_rate(sandbox, backwards)} == rejected
+    stats = sandbox.stats()
+    assert (stats["batches"], stats["resent"]) == (30 - len(rejected), 2 * (30 - len(rejected)))
+    assert stats["rejected"] == 3 * len(rejected)
+    assert rejected_by_rate(Client(reject_rate=0.5, seed=7), batches) == rejected
+    assert rejected_by_rate(Client(reject_rate=0.5, seed=8), batches) != rejected
+    # without a source_request_id the confirmationref decides
+    anonymous = [{k: v for k, v in b.items() if k != "source_request_id"} for b in batches]
+    unnamed = Client(reject_rate=0.5, seed=7)
+    verdicts = rejected_by_rate(unnamed, anonymous)
+    assert 0 < len(verdicts) < 30
+    assert {29 - i for i in rejected_by_rate(unnamed, anonymous[::-1])} == verdicts
+    for i in sorted(verdicts)[:3]:
+        alone = unnamed.post(EVENTS, compact(anonymous[i]))
+        assert (alone.status_code, codes(alone)) == (400, ["rejected_by_sandbox"])
 
 
 def test_latency_awaits_the_injected_sleep() -> None:
@@ -813,6 +1130,7 @@ def test_reset_forgets_everything() -> None:
     assert reset.json() == {"reset": True}
     stats = sandbox.stats()
     assert stats["requests"] == stats["batches"] == stats["max_batches_per_request"] == 0
+    assert stats["bulk_requests"] == 0
     assert set(stats["responses_by_status"].values()) == {0}
     assert sandbox.recorded() == {"total": 0, "batches": []}
     assert sandbox.post(BULK, hundred).status_code == 202  # bucket full again

@@ -42,9 +42,12 @@ class Recorder:
     def __init__(self, *answers: httpx.Response | Exception) -> None:
         self.answers = list(answers)
         self.seen: list[list[str]] = []
+        self.paths: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append([b["id"] for b in json.loads(request.content)])
+        body = json.loads(request.content)
+        self.seen.append([b["id"] for b in body] if isinstance(body, list) else [body["id"]])
+        self.paths.append(request.url.path)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
             raise answer
@@ -105,17 +108,117 @@ def test_every_attempt_is_reported_with_its_status_error_and_message() -> None:
         httpx.Response(202),
     )
     delivery, _, _ = deliver(recorder, batches(3))
-    history = [(a.number, a.http_status, a.error, a.message) for a in delivery.history]
+    [settlement] = delivery.settlements
+    history = [(a.number, a.http_status, a.error, a.message) for a in settlement.history]
     assert history == [
         (1, 429, None, "rate limited (HTTP 429)"),
         (2, None, "ConnectError", "network error: ConnectError"),
         (3, 400, None, "resent: HTTP 400 rejected other batches of it"),
         (4, 202, None, "accepted"),
     ]
-    assert delivery.settled_early == {"req-0": 3}  # the others settled at attempt 4
-    assert delivery.status["req-0"] == ("rejected", "bad: req-0 is bad")
-    assert all(a.at.tzinfo is not None for a in delivery.history)
-    assert [a.at for a in delivery.history] == sorted(a.at for a in delivery.history)
+    assert settlement.status["req-0"] == ("rejected", "bad: req-0 is bad", 3)
+    assert settlement.status["req-1"] == settlement.status["req-2"] == ("accepted", None, 4)
+    assert all(a.at.tzinfo is not None for a in settlement.history)
+    assert [a.at for a in settlement.history] == sorted(a.at for a in settlement.history)
+
+
+def position_of(frame: pl.DataFrame, index: int) -> int:
+    """A .NET reader's 1-based `position` inside batch `index` of the bulk body."""
+    bodies = frame["_body"].to_list()
+    return 1 + sum(len(b) + 1 for b in bodies[:index]) + 2
+
+
+def dotnet(message: str) -> dict[str, Any]:
+    return {"errors": [{"code": "BAD_REQUEST", "message": message}]}
+
+
+def test_202_naming_a_batch_by_position_rejects_only_that_one() -> None:
+    frame = batches(3)
+    message = f"Unexpected token. Path 'events[0]', line 1, position {position_of(frame, 2)}."
+    delivery, sender, _ = deliver(Recorder(httpx.Response(202, json=dotnet(message))), frame)
+    assert delivery.status["req-2"] == (
+        "rejected",
+        "BAD_REQUEST: Unexpected token. Path 'events[0]'.",
+    )
+    assert delivery.status["req-0"] == delivery.status["req-1"] == ("accepted", None)
+    assert (sender.stats.requests, sender.stats.isolated) == (1, 0)
+
+
+def test_400_naming_a_batch_by_path_index_resends_the_others_in_bulk() -> None:
+    message = "Error converting value. Path '[1].device_info.ios_idfv', line 1, position 9."
+    recorder = Recorder(httpx.Response(400, json=dotnet(message)), httpx.Response(202))
+    delivery, _, _ = deliver(recorder, batches(3))
+    assert recorder.seen == [["req-0", "req-1", "req-2"], ["req-0", "req-2"]]
+    assert recorder.paths == ["/v2/bulkevents"] * 2
+    assert delivery.status["req-1"][0] == "rejected"
+    assert delivery.status["req-0"] == delivery.status["req-2"] == ("accepted", None)
+
+
+UNREADABLE = [
+    httpx.Response(202, json=dotnet("One or more batches could not be processed")),
+    httpx.Response(202, text="<html>Accepted</html>"),
+    httpx.Response(202, json={"errors": "some failed"}),
+    httpx.Response(400, json=dotnet("Bad request")),
+    httpx.Response(400),
+]
+
+
+@pytest.mark.parametrize("answer", UNREADABLE, ids=lambda r: f"{r.status_code}-{r.text[:20]}")
+def test_an_answer_naming_no_batch_resends_each_alone_to_events(answer: httpx.Response) -> None:
+    rejected = httpx.Response(400, json=dotnet("Bad value. Path 'ip', line 1, position 12."))
+    recorder = Recorder(answer, httpx.Response(202), rejected, httpx.Response(202))
+    frame = batches(3)
+    delivery, sender, _ = deliver(recorder, frame)
+    assert recorder.seen == [["req-0", "req-1", "req-2"], ["req-0"], ["req-1"], ["req-2"]]
+    assert recorder.paths == ["/v2/bulkevents", "/v2/events", "/v2/events", "/v2/events"]
+    assert delivery.status == {
+        "req-0": ("accepted", None),
+        "req-1": ("rejected", "BAD_REQUEST: Bad value. Path 'ip'."),
+        "req-2": ("accepted", None),
+    }
+    assert (sender.stats.requests, sender.stats.isolated) == (4, 3)
+    # each batch's history: the bulk attempt, then its own request
+    lines = [s for s in delivery.settlements if s.status]
+    assert [[(a.number, a.http_status) for a in s.history] for s in lines] == [
+        [(1, answer.status_code), (2, 202)],
+        [(1, answer.status_code), (2, 400)],
+        [(1, answer.status_code), (2, 202)],
+    ]
+    assert lines[0].history[0].message.startswith("resent alone: HTTP")
+    assert lines[0].status == {"req-0": ("accepted", None, 2)}
+
+
+def test_an_isolated_batch_is_retried_on_its_own() -> None:
+    recorder = Recorder(
+        httpx.Response(202, json=dotnet("failed")),
+        httpx.Response(503),
+        httpx.Response(202),
+        httpx.Response(202),
+    )
+    delivery, sender, waits = deliver(recorder, batches(2))
+    assert recorder.seen == [["req-0", "req-1"], ["req-0"], ["req-0"], ["req-1"]]
+    assert set(delivery.status.values()) == {("accepted", None)}
+    assert (sender.stats.retries, len(waits)) == (1, 1)
+    first = next(s for s in delivery.settlements if "req-0" in s.status)
+    assert [a.http_status for a in first.history] == [202, 503, 202]
+    assert first.status["req-0"] == ("accepted", None, 3)
+
+
+def test_a_fatal_answer_while_isolating_fails_every_unsettled_batch() -> None:
+    recorder = Recorder(httpx.Response(202, json=dotnet("failed")), httpx.Response(403))
+    with pytest.raises(DeliveryStopped, match="HTTP 403") as stopped:
+        deliver(recorder, batches(3))
+    delivery = stopped.value.delivery
+    assert len(recorder.seen) == 2
+    assert {s for s, _ in delivery.status.values()} == {"failed"}
+    assert len(delivery.status) == 3
+
+
+def test_a_one_batch_request_whose_2xx_cannot_be_read_is_failed_not_accepted() -> None:
+    delivery, sender, _ = deliver(Recorder(httpx.Response(202, text="<html/>")), batches(1))
+    status, reason = delivery.status["req-0"]
+    assert status == "failed" and "could not be read" in str(reason)
+    assert (sender.stats.requests, sender.stats.isolated) == (1, 0)
 
 
 def test_a_fatal_stop_still_reports_the_attempts_made() -> None:
@@ -123,14 +226,22 @@ def test_a_fatal_stop_still_reports_the_attempts_made() -> None:
     with pytest.raises(DeliveryStopped, match="HTTP 403") as stopped:
         deliver(recorder, batches(2))
     delivery = stopped.value.delivery
-    assert [(a.number, a.http_status) for a in delivery.history] == [(1, 503), (2, 403)]
+    [settlement] = delivery.settlements
+    assert [(a.number, a.http_status) for a in settlement.history] == [(1, 503), (2, 403)]
     assert {status for status, _ in delivery.status.values()} == {"failed"}
 
 
-def test_400_naming_nothing_rejects_the_whole_request_without_retry() -> None:
+def test_a_400_of_one_batch_rejects_it_without_retry() -> None:
     response = httpx.Response(400, json={"errors": [{"code": "invalid_json", "message": "bad"}]})
+    delivery, sender, _ = deliver(Recorder(response), batches(1))
+    assert delivery.status == {"req-0": ("rejected", "invalid_json: bad")}
+    assert sender.stats.requests == 1
+
+
+def test_a_404_rejects_the_whole_request_without_retry() -> None:
+    response = httpx.Response(404, json={"errors": [{"code": "not_found", "message": "no"}]})
     delivery, sender, _ = deliver(Recorder(response), batches(2))
-    assert set(delivery.status.values()) == {("rejected", "bad")}
+    assert set(delivery.status.values()) == {("rejected", "no")}
     assert sender.stats.requests == 1
 
 

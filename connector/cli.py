@@ -31,7 +31,7 @@ from connector.logs import LogFormat
 from connector.pipeline import sync_window
 from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
 from connector.sandbox import SandboxSettings, serve
-from connector.spec import REASONS
+from connector.spec import REASONS, WARNINGS
 
 app = typer.Typer(
     name="rokt-connector",
@@ -113,6 +113,8 @@ def _print_validation(report: ValidationReport, config_path: Path) -> None:
     for reason, count in sorted(report.rejected.items(), key=lambda kv: -kv[1]):
         examples = ", ".join(report.rejected_examples.get(reason, []))
         table.add_row(f"  {reason}", str(count), f"{REASONS[reason]}; e.g. {examples}")
+    for reason, count in sorted(report.warnings.items()):
+        table.add_row(f"valid, field dropped: {reason}", str(count), WARNINGS[reason])
     stdout.print(table)
     stdout.print(
         f"{report.requests} request(s), {report.request_bytes:,} bytes; nothing was sent.",
@@ -205,8 +207,10 @@ def _print_run(report: RunReport) -> None:
     )
     table = Table(show_header=False)
     for key, value in report.as_dict().items():
-        if key not in ("run_id", "mode", "status", "duration_s", "message"):
+        if key not in ("run_id", "mode", "status", "duration_s", "message", "warnings"):
             table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    for reason, count in sorted(report.warnings.items()):
+        table.add_row(f"sent without a field: {reason}", f"{count:,}")
     stdout.print(table)
 
 

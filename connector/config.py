@@ -196,6 +196,14 @@ class MappingConfig(_Strict):
     require_email: bool = True
     unknown_columns: UnknownColumns = UnknownColumns.ATTRIBUTE
     conversiontype: str | None = None
+    phone_region: str = "US"  # where a mobile without a country calling code is from
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, region: str) -> str:
+        from connector.phones import check_region
+
+        return check_region(region)
 
     @field_validator("hash")
     @classmethod

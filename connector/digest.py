@@ -96,7 +96,7 @@ def uuid5(names: pl.Series, namespace: uuid.UUID) -> pl.Series:
                 pl.lit("-5"),
                 hx.str.slice(13, 3),
                 pl.lit("-"),
-                hx.str.slice(16, 1).replace_strict(_VARIANT),
+                hx.str.slice(16, 1).replace(_VARIANT),  # every value is a hex digit
                 hx.str.slice(17, 3),
                 pl.lit("-"),
                 hx.str.slice(20, 12),

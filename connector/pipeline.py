@@ -34,7 +34,7 @@ from connector.ledger import Ledger
 from connector.payload import Request, encode, pack
 from connector.report import RunReport, ValidationReport
 from connector.sender import Attempt, Delivery, DeliveryStopped, Sender
-from connector.transform import META, confirmationrefs, split, transform
+from connector.transform import META, confirmationrefs, split, transform, warning_counts
 
 REJECTED_COLUMNS = [c for c in META if c != "_message_id"]
 ENCODED_COLUMNS = [*META, "_body", "_payload_sha256", "_request_id"]
@@ -76,6 +76,11 @@ class Prepared:
     requests: list[Request]  # `start:stop` index rows of `encoded`
     rejected: pl.DataFrame  # REJECTED_COLUMNS of the rows rejected locally
 
+    @property
+    def warnings(self) -> dict[str, int]:
+        """Rows to send by the field warning that dropped one of their fields."""
+        return warning_counts(self.encoded)
+
 
 def sync_window(config: Config, now: datetime) -> tuple[datetime, datetime]:
     """`[now - sync.lookback, now)` in UTC."""
@@ -104,10 +109,12 @@ def _prepare_chunk(
     redact: bool,
     known: pl.DataFrame,
     oldest_ms: int,
+    refs: pl.Series,
 ) -> tuple[pl.DataFrame, list[Request], pl.DataFrame, int]:
     """Transform, encode, drop what the ledger settled, and pack one deduplicated chunk."""
     environment = config.destination.environment
-    valid, rejected = split(transform(chunk, config.mapping, environment, rows, oldest_ms))
+    frame = transform(chunk, config.mapping, environment, rows, oldest_ms, refs)
+    valid, rejected = split(frame)
     encoded, too_large = split(encode(valid, environment, redact))
     rejected = pl.concat([rejected, too_large], how="diagonal").select(REJECTED_COLUMNS)
     settled = _settled_before(encoded, known)
@@ -171,6 +178,7 @@ def prepare(
                     redact,
                     known,
                     oldest_ms,
+                    refs.filter(keep),
                 )
                 in_flight.append((chunk.height, chunk.height - int(keep.sum()), future))
                 if len(in_flight) > workers:
@@ -196,6 +204,7 @@ def validate(
         report.rows_read += part.rows_read
         report.valid += part.encoded.height
         report.duplicates += part.duplicates
+        report.warnings.update(part.warnings)
         reasons = part.rejected.group_by("_reason").agg(
             pl.len().alias("n"),
             pl.col("_row").head(examples_per_reason),
@@ -437,6 +446,7 @@ async def _deliver_all(
             report.rows_duplicate += part.duplicates
             report.rows_skipped_ledger += part.skipped
             report.rows_rejected_local += part.rejected.height
+            report.warnings.update(part.warnings)
             if not dry_run:
                 # write-ahead: these rows are in the ledger before their requests leave
                 rows_to_record = pl.concat(

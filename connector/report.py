@@ -8,7 +8,7 @@ not: compute anything from rows (the pipeline fills the counts in).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
 from connector.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED
@@ -34,9 +34,12 @@ class RunReport:
     isolated: int = 0  # batches resent alone: an answer did not say which batch it meant
     duration_s: float = 0.0
     message: str | None = None  # why a failed run stopped
+    # rows sent without a field, by the warning that dropped it (spec.WARNINGS)
+    warnings: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return values | {"warnings": dict(sorted(self.warnings.items()))}
 
     @property
     def rows_done(self) -> int:
@@ -243,6 +246,7 @@ class ValidationReport:
     duplicates: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     rejected_examples: dict[str, list[str]] = field(default_factory=dict)
+    warnings: Counter[str] = field(default_factory=Counter)  # valid rows, a field dropped
     requests: int = 0
     request_bytes: int = 0
     payloads: list[str] = field(default_factory=list)
@@ -261,6 +265,7 @@ class ValidationReport:
             "rejected": self.rows_rejected,
             "rejected_by_reason": dict(sorted(self.rejected.items())),
             "rejected_examples": self.rejected_examples,
+            "warnings": dict(sorted(self.warnings.items())),
             "requests": self.requests,
             "request_bytes": self.request_bytes,
         }

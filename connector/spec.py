@@ -34,9 +34,9 @@ class Kind(StrEnum):
     TEXT = "text"  # trim (exactly what Python's str.strip() removes)
     REF = "ref"  # trim; required dedup key
     EMAIL = "email"  # trim, lowercase; a 64-hex value is a hash
-    NAME = "name"  # trim, lowercase (hashable)
-    MOBILE = "mobile"  # trim; digits only for hashing
-    ZIP = "zip"  # trim (hashable)
+    NAME = "name"  # no whitespace, NFC, lowercase (hashable)
+    MOBILE = "mobile"  # trim; its national number for hashing (`phones`)
+    ZIP = "zip"  # no whitespace, NFC (hashable; a US ZIP+4 also under `plus4_key`)
     PREHASHED = "prehashed"  # lowercase; must be 64 hex
     IP = "ip"  # trim; IPv4 or IPv6
     UUID = "uuid"  # trim; a UUID (the batch schema's device ids)
@@ -55,6 +55,7 @@ class Attribute:
     place: Place | None  # None: not sent as itself (event_time, conversion fields below)
     key: str = ""
     hashed_key: str = ""  # key (same place) of the SHA-256 of the normalized value
+    plus4_key: str = ""  # zip: where a US ZIP+4's hash goes (hashed_key: its 5 digits')
     pixel: str = ""  # pixel ui_t identity type, for identities
 
 
@@ -79,7 +80,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("firstname", Kind.NAME, Place.USER, "firstname", "firstnamesha256"),
     Attribute("lastname", Kind.NAME, Place.USER, "lastname", "lastnamesha256"),
     Attribute("mobile", Kind.MOBILE, Place.USER, "mobile", "mobilesha256"),
-    Attribute("zip", Kind.ZIP, Place.USER, "zip", "billingzipsha256"),
+    Attribute("zip", Kind.ZIP, Place.USER, "zip", "billingzipsha256", "billingzip4sha256"),
     Attribute("dob", Kind.DOB, Place.USER, "dob"),
     *(
         Attribute(name, Kind.TEXT, Place.USER, name)
@@ -88,7 +89,10 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("predictedltv", Kind.TEXT, Place.USER, "predictedltv"),
     *(
         Attribute(name, Kind.PREHASHED, Place.USER, name)
-        for name in ("firstnamesha256", "lastnamesha256", "mobilesha256", "billingzipsha256")
+        for name in (
+            *("firstnamesha256", "lastnamesha256", "mobilesha256"),
+            *("billingzipsha256", "billingzip4sha256"),
+        )
     ),
     # the event
     Attribute("confirmationref", Kind.REF, Place.EVENT, "confirmationref"),
@@ -140,7 +144,6 @@ REASONS: dict[str, str] = {
     "invalid_email": "email is neither an email address nor a 64-hex SHA-256",
     "invalid_hash": "a *sha256 column is not 64 hex characters",
     "missing_identity": "no email or email_sha256 (or, with require_email: false, no other id)",
-    "invalid_mobile": "mobile has no digits",
     "invalid_ipaddress": "ipaddress is not an IPv4 or IPv6 address",
     "invalid_device_id": "ios_advertising_id, android_advertising_id or ios_idfv is not a UUID",
     "invalid_dob": "dob is not a date (years 1-9999), YYYY-MM-DD or YYYYMMDD",
@@ -151,4 +154,11 @@ REASONS: dict[str, str] = {
     "attribute_name_too_long": f"a column name is longer than {MAX_NAME_CHARS} characters",
     "attribute_value_too_long": f"a value is longer than {MAX_VALUE_CHARS} characters",
     "batch_too_large": f"the batch JSON is larger than {MAX_BATCH_BYTES} bytes",
+}
+# Field warnings: a bad value in an optional field drops that field; the row is sent.
+WARNINGS: dict[str, str] = {
+    "invalid_mobile": (
+        "mobile is no phone number (North America: 10 digits; else +calling code, or a "
+        "number of mapping.phone_region); sent without it"
+    ),
 }

@@ -2,8 +2,9 @@
 
 Owns: turning a source chunk (canonical column names, any scalar types) into a frame
 of payload-ready values named `<place>.<key>` (see `spec.Place`), plus the columns
-the ledger needs (`_ref`, `_event_ms`, `_identity_sha256`, ...) and `_reason`: the
-first reason code (ATTRIBUTES.md) that rejects the row, or null for a valid row.
+the ledger needs (`_ref`, `_event_ms`, `_identity_sha256`, ...), `_reason`: the
+first reason code (`spec.REASONS`) that rejects the row, or null for a valid row, and
+`_warnings`: the field warnings (`spec.WARNINGS`) of the fields it dropped.
 Every timestamp becomes UTC epoch milliseconds here and nowhere else; a naive
 timestamp is UTC. Must not: loop over rows in Python, send or store anything, or
 leave a hashed field's plain value in any output column.
@@ -11,9 +12,11 @@ leave a hashed field's plain value in any output column.
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from functools import cache
 
 import polars as pl
@@ -21,6 +24,7 @@ import polars as pl
 from connector.config import MappingConfig, UnknownColumns
 from connector.digest import sha256, uuid5
 from connector.errors import SourceError
+from connector.phones import national_numbers
 from connector.spec import (
     ATTRIBUTES,
     BY_COLUMN,
@@ -41,7 +45,7 @@ NS_MESSAGE = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/sour
 
 HEX64 = r"^[0-9a-fA-F]{64}$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
-_NON_ASCII = r"[^\x00-\x7f]"
+ZIP_PLUS4 = r"^[0-9]{5}-[0-9]{4}$"
 
 
 @cache
@@ -101,6 +105,7 @@ META = (
     "_row",
     "_ref",
     "_reason",
+    "_warnings",
     "_event_ms",
     "_message_id",
     "_identity_sha256",
@@ -123,8 +128,69 @@ WHITESPACE = (
 )
 
 
+_SPACE = f"[{re.escape(WHITESPACE)}]"
+
+
+# What Python's str.strip() removes beyond Unicode White_Space (polars' own trim set)
+_SEPARATORS = "[\x1c-\x1f]"
+
+
+def _trimmed(chunk: pl.DataFrame) -> pl.DataFrame:
+    """Every text column as String, trimmed as `str.strip()` trims. A column holding
+    none of the four separators Python adds takes polars' faster trim of Unicode
+    White_Space, which then removes the very same characters."""
+    texts = [
+        n for n, t in chunk.schema.items() if isinstance(t, pl.String | pl.Categorical | pl.Enum)
+    ]
+    trims = {}
+    for name in texts:
+        text = chunk[name].cast(pl.String)
+        trims[name] = text.str.strip_chars(
+            WHITESPACE if text.str.contains(_SEPARATORS).any() else None
+        )
+    return chunk.with_columns(**trims)
+
+
 def _text(column: str) -> pl.Expr:
-    return pl.col(column).cast(pl.String).str.strip_chars(WHITESPACE).replace("", None)
+    """A column of a `_trimmed` chunk as text: null where blank."""
+    return pl.col(column).cast(pl.String).replace("", None)
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """What one chunk's text columns hold, so each pays only for the work it needs."""
+
+    ascii: frozenset[str]  # every value ASCII, which Unicode NFC leaves as it is
+    spaced: frozenset[str]  # whitespace inside some (trimmed) value
+
+    @classmethod
+    def of(cls, chunk: pl.DataFrame) -> _Texts:
+        def present(*kinds: Kind) -> list[pl.Series]:
+            return [chunk[a.column] for a in ATTRIBUTES if a.kind in kinds and a.column in chunk]
+
+        ascii = {c.name for c in present(Kind.EMAIL, Kind.NAME, Kind.ZIP) if is_ascii(c)}
+        spaced = {
+            c.name
+            for c in present(Kind.NAME, Kind.ZIP)
+            if c.dtype == pl.String and c.str.contains(_SPACE).any()
+        }
+        return cls(frozenset(ascii), frozenset(spaced))
+
+
+def _unspaced(column: str, texts: _Texts) -> pl.Expr:
+    """Every whitespace character removed, then Unicode NFC."""
+    if column in texts.spaced:
+        text = pl.col(column).cast(pl.String).str.replace_all(_SPACE, "").replace("", None)
+    else:
+        text = _text(column)
+    return text if column in texts.ascii else text.str.normalize("NFC")
+
+
+def is_ascii(column: pl.Series) -> bool:
+    """Whether every value of a text column is ASCII (one byte per character)."""
+    if column.dtype != pl.String:
+        return True
+    return bool(column.str.len_bytes().sum() == column.str.len_chars().sum())
 
 
 def _n(column: str) -> pl.Expr:
@@ -135,8 +201,12 @@ def _bad(column: str) -> pl.Expr:
     return pl.col(f"_bad.{column}")
 
 
-def _is_hex(expr: pl.Expr) -> pl.Expr:
-    return expr.str.contains(HEX64).fill_null(False)
+def _is_hex(column: pl.Series) -> pl.Expr:
+    """Which values of a normalized column are 64-hex hashes (no regex for a column
+    with no value of 64 characters)."""
+    if not (column.dtype == pl.String and (column.str.len_bytes() == 64).any()):
+        return pl.lit(False)
+    return pl.col(column.name).str.contains(HEX64).fill_null(False)
 
 
 def _is_float(dtype: pl.DataType) -> bool:
@@ -228,12 +298,19 @@ def _parse_timestamp(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]
     return parsed.dt.epoch("ms"), text.is_not_null() & parsed.is_null()
 
 
-def _normalize(attribute: Attribute, dtype: pl.DataType) -> list[pl.Expr]:
+def _normalize(attribute: Attribute, dtype: pl.DataType, texts: _Texts) -> list[pl.Expr]:
     """Pass 1: `_n.<col>`, the normalized value, and `_bad.<col>`: present but unparseable."""
     column, kind = attribute.column, attribute.kind
     bad: pl.Expr = pl.lit(False)
     value: pl.Expr
-    if kind in (Kind.EMAIL, Kind.NAME, Kind.PREHASHED):
+    if kind == Kind.EMAIL:
+        text = _text(column)
+        value = (text if column in texts.ascii else text.str.normalize("NFC")).str.to_lowercase()
+    elif kind == Kind.NAME:
+        value = _unspaced(column, texts).str.to_lowercase()
+    elif kind == Kind.ZIP:
+        value = _unspaced(column, texts)
+    elif kind == Kind.PREHASHED:
         value = _text(column).str.to_lowercase()
     elif kind == Kind.CURRENCY:
         text = _text(column)
@@ -254,10 +331,10 @@ def _normalize(attribute: Attribute, dtype: pl.DataType) -> list[pl.Expr]:
     return [value.alias(f"_n.{column}"), bad.fill_null(False).alias(f"_bad.{column}")]
 
 
-def _hash(attribute: Attribute, hashed: bool, mobile_ascii: bool) -> list[pl.Expr]:
+def _hash(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
     """Pass 1b, over pass 1's columns (with `_hex.<col>`: the value is already a
-    SHA-256): `_h.<col>`, SHA-256 of the normalized text of a value to be hashed.
-    `mobile_ascii`: no mobile in the chunk has a non-ASCII character."""
+    SHA-256, and `_nat.mobile`: the mobile's national number): `_h.<col>`, SHA-256 of
+    the text Rokt hashes for a value to be hashed (`_h4.zip`: a US ZIP+4's whole)."""
     column, kind = attribute.column, attribute.kind
     if not (attribute.hashed_key or kind == Kind.PREHASHED):
         return []
@@ -266,9 +343,14 @@ def _hash(attribute: Attribute, hashed: bool, mobile_ascii: bool) -> list[pl.Exp
     if kind == Kind.EMAIL:  # always hashed: the ledger's identity_sha256
         prehash = pl.when(value.str.contains(EMAIL) & ~is_hex).then(value)
     elif kind == Kind.MOBILE and hashed:
-        # a digit of any script (Unicode Nd, e.g. fullwidth) counts as the digit it is
-        text = value if mobile_ascii else value.str.replace_many(_decimals())
-        prehash = pl.when(~is_hex).then(text.str.replace_all(r"[^0-9]+", "").replace("", None))
+        prehash = pl.when(~is_hex).then(pl.col("_nat.mobile"))
+    elif kind == Kind.ZIP and hashed:
+        plus4 = value.str.contains(ZIP_PLUS4).fill_null(False)
+        zip5 = pl.when(plus4).then(value.str.slice(0, 5)).otherwise(value)
+        return [
+            sha256(pl.when(~is_hex).then(zip5)).alias(f"_h.{column}"),
+            sha256(pl.when(plus4).then(value)).alias(f"_h4.{column}"),
+        ]
     elif attribute.hashed_key and hashed:
         prehash = pl.when(~is_hex).then(value)
     return [] if prehash is None else [sha256(prehash).alias(f"_h.{column}")]
@@ -280,6 +362,7 @@ class _Outputs:
     def __init__(self) -> None:
         self.values: dict[str, pl.Expr] = {}
         self.checks: dict[str, list[pl.Expr]] = {}
+        self.warnings: dict[str, pl.Expr] = {}
 
     def put(self, place: Place | str, key: str, value: pl.Expr) -> None:
         name = out_name(place, key)
@@ -288,6 +371,10 @@ class _Outputs:
 
     def reject(self, reason: str, condition: pl.Expr) -> None:
         self.checks.setdefault(reason, []).append(condition.fill_null(False))
+
+    def warn(self, reason: str, condition: pl.Expr) -> None:
+        """A field dropped where `condition` holds; the row is still sent."""
+        self.warnings[reason] = condition.fill_null(False)
 
 
 def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
@@ -305,15 +392,19 @@ def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
         out.reject("invalid_email", value.is_not_null() & ~is_hex & ~value.str.contains(EMAIL))
     elif attribute.hashed_key:
         as_hash = value if kind == Kind.NAME else value.str.to_lowercase()  # names: already
+        plain = pl.when(~is_hex).then(value)
+        if kind == Kind.MOBILE:
+            not_phone = value.is_not_null() & ~is_hex & pl.col("_nat.mobile").is_null()
+            out.warn("invalid_mobile", not_phone)
+            plain = pl.when(~not_phone).then(plain)
         if column in hashed:
             hashed_value = pl.when(is_hex).then(as_hash).otherwise(pl.col(f"_h.{column}"))
+            if attribute.plus4_key:
+                out.put(place, attribute.plus4_key, pl.col(f"_h4.{column}"))
         else:
             hashed_value = pl.when(is_hex).then(as_hash)
-            out.put(place, attribute.key, pl.when(~is_hex).then(value))
+            out.put(place, attribute.key, plain)
         out.put(place, attribute.hashed_key, hashed_value)
-        if kind == Kind.MOBILE:
-            no_digits = ~value.str.contains(r"\d")  # Unicode Nd, as _decimals()
-            out.reject("invalid_mobile", value.is_not_null() & ~is_hex & no_digits)
     elif kind == Kind.PREHASHED:
         out.put(place, attribute.key, pl.when(is_hex).then(value))
         out.reject("invalid_hash", value.is_not_null() & ~is_hex)
@@ -368,7 +459,7 @@ def confirmationrefs(chunk: pl.DataFrame) -> pl.Series:
     """The normalized confirmationref of each row (null when missing or blank)."""
     if "confirmationref" not in chunk.schema:
         return pl.Series("confirmationref", [None] * chunk.height, dtype=pl.String)
-    return chunk.select(_text("confirmationref")).to_series()
+    return _trimmed(chunk.select("confirmationref")).select(_text("confirmationref")).to_series()
 
 
 def transform(
@@ -377,11 +468,13 @@ def transform(
     environment: str,
     rows: pl.Series | None = None,
     oldest_ms: int | None = None,
+    refs: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Payload-ready values, ledger columns and `_reason` for every row of `chunk`.
 
     `rows` numbers the rows for messages (`_row`); by default 1, 2, 3, ... An event
-    before `oldest_ms` (UTC epoch ms; see `sync.max_event_age`) is `too_old`.
+    before `oldest_ms` (UTC epoch ms; see `sync.max_event_age`) is `too_old`. `refs`:
+    the chunk's `confirmationrefs`, where the caller has them already.
     """
     schema = chunk.schema  # each call builds it anew
     for name, dtype in schema.items():
@@ -395,27 +488,41 @@ def transform(
     absent = [a.column for a in ATTRIBUTES if a.column not in schema]
 
     # Pass 1: normalize, then hash (a column the query lacks is null throughout).
+    chunk = _trimmed(chunk.drop("confirmationref") if refs is not None else chunk)
+    shapes = _Texts.of(chunk)
     normalized = chunk.select(
-        *(e for a in ATTRIBUTES if a.column in schema for e in _normalize(a, schema[a.column])),
+        *(
+            e
+            for a in ATTRIBUTES
+            if a.column in schema and not (a.kind == Kind.REF and refs is not None)
+            for e in _normalize(a, schema[a.column], shapes)
+        ),
+        *(
+            [pl.lit(refs).alias("_n.confirmationref"), pl.lit(False).alias("_bad.confirmationref")]
+            if refs is not None and "confirmationref" in schema
+            else []
+        ),
         *(
             pl.lit(None, _ABSENT_DTYPE.get(BY_COLUMN[c].kind, pl.String)).alias(f"_n.{c}")
             for c in absent
         ),
         *(pl.lit(None, pl.String).alias(f"_h.{c}") for c in absent),
+        *(pl.lit(None, pl.String).alias(f"_h4.{c}") for c in absent if BY_COLUMN[c].plus4_key),
         *(pl.lit(False).alias(f"_bad.{c}") for c in absent),
         *(_text(c).alias(f"_n.{c}") for c in extra),
         *(pl.col(c).is_not_null().alias(f"_bad.{c}") for c in extra),
     )
     hexed = [a for a in ATTRIBUTES if a.hashed_key or a.kind == Kind.PREHASHED]
+    # a digit of any script (Unicode Nd, e.g. fullwidth) counts as the digit it is
+    mobile = normalized["_n.mobile"]
+    if not is_ascii(mobile):
+        mobile = mobile.str.replace_many(_decimals())
     normalized = normalized.with_columns(
-        _is_hex(_n(a.column)).alias(f"_hex.{a.column}") for a in hexed
+        *(_is_hex(normalized[f"_n.{a.column}"]).alias(f"_hex.{a.column}") for a in hexed),
+        national_numbers(mobile, mapping.phone_region).alias("_nat.mobile"),
     )
-    mobile_ascii = not normalized["_n.mobile"].str.contains(_NON_ASCII).any()
     normalized = normalized.with_columns(
-        e
-        for a in ATTRIBUTES
-        if a.column in schema
-        for e in _hash(a, a.column in hashed, mobile_ascii)
+        e for a in ATTRIBUTES if a.column in schema for e in _hash(a, a.column in hashed)
     )
     ref = _n("confirmationref")
     message_names = normalized.select(pl.concat_str(pl.lit(f"{environment}:"), ref)).to_series()
@@ -448,11 +555,18 @@ def transform(
     out.reject("missing_conversiontype", conversiontype.is_null())
     out.reject("missing_identity", pl.all_horizontal(e.is_null() for e in identities))
 
+    warned = [pl.when(c).then(pl.lit(code)) for code, c in out.warnings.items()]
+    warnings = (
+        pl.concat_str(warned, separator=",", ignore_nulls=True).replace("", None)
+        if len(warned) > 1
+        else warned[0]
+    )
     result = normalized.select(
         (pl.int_range(1, pl.len() + 1, dtype=pl.Int64) if rows is None else pl.lit(rows))
         .cast(pl.Int64)
         .alias("_row"),
         ref.alias("_ref"),
+        warnings.alias("_warnings"),
         _n("event_time").alias("_event_ms"),
         pl.col("_message_id"),
         pl.coalesce(pl.col("_h.email"), identity_other).alias("_identity_sha256"),
@@ -475,6 +589,12 @@ def transform(
         *(pl.when(checks[code]).then(pl.lit(code)) for code in REASONS if code in checks),
     )
     return result.select(*META[:2], reason.alias("_reason"), *META[3:], *out.values)
+
+
+def warning_counts(frame: pl.DataFrame) -> dict[str, int]:
+    """How many rows of a transformed frame each field warning dropped a field of."""
+    codes = frame["_warnings"].drop_nulls().str.split(",").explode()
+    return dict(codes.value_counts().iter_rows())
 
 
 def split(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -687,7 +687,7 @@ def test_sdk_models_built_by_hand_match_our_json(
     batch.user_attributes = {
         "firstnamesha256": _sha("jane"),
         "lastnamesha256": _sha("doe"),
-        "mobilesha256": _sha("15551234567"),
+        "mobilesha256": _sha("5551234567"),
         "billingzipsha256": _sha("90210"),
         "dob": "19900203",
         "gender": "F",

@@ -65,7 +65,7 @@ def test_golden_batch_is_exact() -> None:
         "user_attributes": {
             "firstnamesha256": sha("john"),
             "lastnamesha256": sha("doe"),
-            "mobilesha256": sha("15551234567"),
+            "mobilesha256": sha("5551234567"),  # the national number (Rokt: 10 digits)
             "billingzipsha256": sha("98103"),
         },
         "ip": "172.3.51.182",
@@ -198,7 +198,6 @@ REJECTIONS = [
     ({"email": None, "email_sha256": "abc123"}, "invalid_hash"),
     ({"firstnamesha256": "zz" * 32}, "invalid_hash"),
     ({"email": "   "}, "missing_identity"),
-    ({"mobile": "n/a"}, "invalid_mobile"),
     ({"ipaddress": "999.1.1.1"}, "invalid_ipaddress"),
     ({"ipaddress": "\u0661.\u0662.\u0663.\u0664"}, "invalid_ipaddress"),  # Arabic-Indic digits
     ({"ios_idfv": "not-a-uuid"}, "invalid_device_id"),

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import phonenumbers
 import polars as pl
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -79,11 +80,38 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _digits(text: str) -> str:
-    """ATTRIBUTES.md: mobile for hashing is digits only, "format as 5551234567": every
-    decimal digit as its ASCII digit (a fullwidth or Arabic-Indic digit is still that
-    digit), everything else dropped."""
-    return "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
+CALLING_CODES = sorted(map(str, phonenumbers.COUNTRY_CODE_TO_REGION_CODE))
+EXTENSION = r"[ \t]*(?:[eE][xX][tT]\.?|[xX]|#)[ \t]*[0-9]+$"
+
+
+def _national(text: str) -> str | None:
+    """docs/hashing.md: what a mobile hashes (region US): every decimal digit as its
+    ASCII digit (a fullwidth or Arabic-Indic digit is still that digit); an extension
+    and a "(0)" dropped; with "+" or "00", the digits after the calling code (10 for
+    +1, else 4-14); without, 10 digits or 1 and 10 digits. None: not a phone number."""
+    text = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
+    text = re.sub(EXTENSION, "", text, count=1).replace("(0)", "")
+    digits = re.sub(r"[^0-9]", "", text)
+    if text.startswith(("+", "00")):
+        digits = digits[2:] if text.startswith("00") else digits
+        code = next((c for c in CALLING_CODES if digits.startswith(c)), None)
+        rest = digits[len(code) :] if code else ""
+        if code == "1":
+            return rest if len(rest) == 10 else None
+        return rest if code and 4 <= len(rest) <= 14 else None
+    if len(digits) == 11 and digits.startswith("1"):
+        return digits[1:]
+    return digits if len(digits) == 10 else None
+
+
+def _unspaced(text: str) -> str:
+    """Names and zips: every whitespace character (str.isspace) out, then NFC."""
+    return unicodedata.normalize("NFC", "".join(c for c in text if not c.isspace()))
+
+
+def _zip5(text: str) -> str:
+    """A US ZIP+4 hashes its 5 digits under billingzipsha256 (and whole apart)."""
+    return text[:5] if re.fullmatch(r"[0-9]{5}-[0-9]{4}", text) else text
 
 
 def _knows_every_char(text: str) -> bool:
@@ -93,14 +121,27 @@ def _knows_every_char(text: str) -> bool:
     return all(unicodedata.category(ch) != "Cn" for ch in text)
 
 
-def _expected_plain(column: str, stripped: str) -> str:
-    return stripped.lower() if column in ("email", "firstname", "lastname") else stripped
+def _expected_plain(column: str, stripped: str) -> str | None:
+    """What is sent of an input not hashed; None: nothing (a mobile that is no phone)."""
+    if column == "email":
+        return unicodedata.normalize("NFC", stripped).lower()
+    if column in ("firstname", "lastname"):
+        return _unspaced(stripped).lower() or None
+    if column == "zip":
+        return _unspaced(stripped) or None
+    if column == "mobile" and _national(stripped) is None:
+        return None
+    return stripped
 
 
-def _expected_hash(column: str, stripped: str) -> str:
+def _expected_hash(column: str, stripped: str) -> str | None:
     if column == "mobile":
-        return _sha(_digits(stripped))
-    return _sha(_expected_plain(column, stripped))
+        national = _national(stripped)
+        return None if national is None else _sha(national)
+    plain = _expected_plain(column, stripped)
+    if plain is None:
+        return None
+    return _sha(_zip5(plain) if column == "zip" else plain)
 
 
 def _strict_json(body: str) -> Any:
@@ -363,7 +404,7 @@ def _leaks(row: Row, tokens: list[tuple[str, str, str]], column: str) -> list[st
     if raw is None:
         return []
     stripped = raw.strip()
-    candidates = {raw, stripped, _expected_plain(column, stripped)}
+    candidates = {raw, stripped, _expected_plain(column, stripped) or raw}
     others = [(row[c] or "").casefold() for c in COLUMNS if c not in HASHED and row[c] is not None]
     found = []
     for candidate in candidates:
@@ -409,6 +450,10 @@ def _hashed_field_errors(row: Row, batch: dict[str, Any], column: str, hashed: b
         expected = _expected_hash(column, stripped)
         if got_hash != expected:
             errors.append(f"{where}: expected sha256 {expected}, got {got_hash!r}")
+        plus4 = _get(batch, "user_attributes", "billingzip4sha256") if column == "zip" else None
+        whole = _expected_plain(column, stripped) or ""
+        if column == "zip" and plus4 != (_sha(whole) if _zip5(whole) != whole else None):
+            errors.append(f"{where}: billingzip4sha256 is {plus4!r}")
     else:
         expected = _expected_plain(column, stripped)
         if got_plain != expected or got_hash is not None:

@@ -82,23 +82,22 @@ def sha256(expr: pl.Expr) -> pl.Expr:
     return expr.chash.sha2_256()  # type: ignore[attr-defined, no-any-return]
 
 
-def uuid5(names: pl.Series, namespace: uuid.UUID) -> pl.Series:
-    """`str(uuid.uuid5(namespace, name))` for every name (null stays null), in order."""
-    name = pl.lit(namespace.bytes) + pl.col("name").cast(pl.Binary)  # binary: concatenated
+def uuid5(names: pl.Series, namespace: uuid.UUID, prefix: str = "") -> pl.Series:
+    """`str(uuid.uuid5(namespace, prefix + name))` for every name (null stays null), in
+    order."""
+    # binary: concatenated
+    name = pl.lit(namespace.bytes + prefix.encode()) + pl.col("name").cast(pl.Binary)
     hashed = pl.DataFrame({"name": names}).select(name.nchash.sha1().alias("h"))  # type: ignore[attr-defined]
     hx = pl.col("h")
     return (
         hashed.select(
-            pl.concat_str(
+            pl.format(
+                "{}-{}-5{}-{}{}-{}",
                 hx.str.slice(0, 8),
-                pl.lit("-"),
                 hx.str.slice(8, 4),
-                pl.lit("-5"),
                 hx.str.slice(13, 3),
-                pl.lit("-"),
                 hx.str.slice(16, 1).replace(_VARIANT),  # every value is a hex digit
                 hx.str.slice(17, 3),
-                pl.lit("-"),
                 hx.str.slice(20, 12),
             )
         )

@@ -131,58 +131,40 @@ WHITESPACE = (
 _SPACE = f"[{re.escape(WHITESPACE)}]"
 
 
-# What Python's str.strip() removes beyond Unicode White_Space (polars' own trim set)
-_SEPARATORS = "[\x1c-\x1f]"
-
-
-def _trimmed(chunk: pl.DataFrame) -> pl.DataFrame:
-    """Every text column as String, trimmed as `str.strip()` trims. A column holding
-    none of the four separators Python adds takes polars' faster trim of Unicode
-    White_Space, which then removes the very same characters."""
-    texts = [
-        n for n, t in chunk.schema.items() if isinstance(t, pl.String | pl.Categorical | pl.Enum)
-    ]
-    trims = {}
-    for name in texts:
-        text = chunk[name].cast(pl.String)
-        trims[name] = text.str.strip_chars(
-            WHITESPACE if text.str.contains(_SEPARATORS).any() else None
-        )
-    return chunk.with_columns(**trims)
-
-
-def _text(column: str) -> pl.Expr:
-    """A column of a `_trimmed` chunk as text: null where blank."""
-    return pl.col(column).cast(pl.String).replace("", None)
-
-
 @dataclass(frozen=True)
 class _Texts:
     """What one chunk's text columns hold, so each pays only for the work it needs."""
 
     ascii: frozenset[str]  # every value ASCII, which Unicode NFC leaves as it is
-    spaced: frozenset[str]  # whitespace inside some (trimmed) value
+    bare: frozenset[str]  # no whitespace in any value: nothing to trim or remove
 
     @classmethod
-    def of(cls, chunk: pl.DataFrame) -> _Texts:
-        def present(*kinds: Kind) -> list[pl.Series]:
-            return [chunk[a.column] for a in ATTRIBUTES if a.kind in kinds and a.column in chunk]
+    def of(cls, chunk: pl.DataFrame, skip: str | None = None) -> _Texts:
+        """What the text columns of `chunk` hold (`skip`: one the caller has already)."""
+        schema = chunk.schema
+        strings = [chunk[n] for n, dtype in schema.items() if dtype == pl.String and n != skip]
+        hashable = {a.column for a in ATTRIBUTES if a.kind in (Kind.EMAIL, Kind.NAME, Kind.ZIP)}
+        ascii = {c.name for c in strings if c.name in hashable and is_ascii(c)}
+        bare = {c.name for c in strings if not c.str.contains_any(list(WHITESPACE)).any()}
+        return cls(frozenset(ascii), frozenset(bare))
 
-        ascii = {c.name for c in present(Kind.EMAIL, Kind.NAME, Kind.ZIP) if is_ascii(c)}
-        spaced = {
-            c.name
-            for c in present(Kind.NAME, Kind.ZIP)
-            if c.dtype == pl.String and c.str.contains(_SPACE).any()
-        }
-        return cls(frozenset(ascii), frozenset(spaced))
+
+_NO_TEXTS = _Texts(frozenset(), frozenset())
+
+
+def _text(column: str, texts: _Texts = _NO_TEXTS) -> pl.Expr:
+    """A column as trimmed text (what `str.strip()` removes), null where blank."""
+    text = pl.col(column).cast(pl.String)
+    if column not in texts.bare:
+        text = text.str.strip_chars(WHITESPACE)
+    return text.replace("", None)
 
 
 def _unspaced(column: str, texts: _Texts) -> pl.Expr:
     """Every whitespace character removed, then Unicode NFC."""
-    if column in texts.spaced:
-        text = pl.col(column).cast(pl.String).str.replace_all(_SPACE, "").replace("", None)
-    else:
-        text = _text(column)
+    text = _text(column, texts)
+    if column not in texts.bare:
+        text = text.str.replace_all(_SPACE, "")
     return text if column in texts.ascii else text.str.normalize("NFC")
 
 
@@ -304,16 +286,16 @@ def _normalize(attribute: Attribute, dtype: pl.DataType, texts: _Texts) -> list[
     bad: pl.Expr = pl.lit(False)
     value: pl.Expr
     if kind == Kind.EMAIL:
-        text = _text(column)
+        text = _text(column, texts)
         value = (text if column in texts.ascii else text.str.normalize("NFC")).str.to_lowercase()
     elif kind == Kind.NAME:
         value = _unspaced(column, texts).str.to_lowercase()
     elif kind == Kind.ZIP:
         value = _unspaced(column, texts)
     elif kind == Kind.PREHASHED:
-        value = _text(column).str.to_lowercase()
+        value = _text(column, texts).str.to_lowercase()
     elif kind == Kind.CURRENCY:
-        text = _text(column)
+        text = _text(column, texts)
         value = text.str.to_uppercase()
         bad = text.is_not_null() & ~text.str.contains(r"^[A-Za-z]{3}$")
     elif kind in (Kind.DECIMAL, Kind.AMOUNT):
@@ -327,13 +309,14 @@ def _normalize(attribute: Attribute, dtype: pl.DataType, texts: _Texts) -> list[
         in_range = ms.is_between(_FIRST_MS, _LAST_MS)
         value, bad = pl.when(in_range).then(ms), bad | (ms.is_not_null() & ~in_range)
     else:
-        value = _text(column)
+        value = _text(column, texts)
     return [value.alias(f"_n.{column}"), bad.fill_null(False).alias(f"_bad.{column}")]
 
 
 def _hash(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
     """Pass 1b, over pass 1's columns (with `_hex.<col>`: the value is already a
-    SHA-256, and `_nat.mobile`: the mobile's national number): `_h.<col>`, SHA-256 of
+    SHA-256, `_nat.mobile`: the mobile's national number, and `_ok.email`: the email
+    is an address): `_h.<col>`, SHA-256 of
     the text Rokt hashes for a value to be hashed (`_h4.zip`: a US ZIP+4's whole)."""
     column, kind = attribute.column, attribute.kind
     if not (attribute.hashed_key or kind == Kind.PREHASHED):
@@ -341,7 +324,7 @@ def _hash(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
     value, is_hex = _n(column), pl.col(f"_hex.{column}")
     prehash: pl.Expr | None = None
     if kind == Kind.EMAIL:  # always hashed: the ledger's identity_sha256
-        prehash = pl.when(value.str.contains(EMAIL) & ~is_hex).then(value)
+        prehash = pl.when(pl.col("_ok.email") & ~is_hex).then(value)
     elif kind == Kind.MOBILE and hashed:
         prehash = pl.when(~is_hex).then(pl.col("_nat.mobile"))
     elif kind == Kind.ZIP and hashed:
@@ -389,7 +372,7 @@ def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
         else:
             out.put(place, attribute.hashed_key, pl.when(is_hex).then(value))
             out.put(place, attribute.key, pl.when(~is_hex).then(value))
-        out.reject("invalid_email", value.is_not_null() & ~is_hex & ~value.str.contains(EMAIL))
+        out.reject("invalid_email", value.is_not_null() & ~is_hex & ~pl.col("_ok.email"))
     elif attribute.hashed_key:
         as_hash = value if kind == Kind.NAME else value.str.to_lowercase()  # names: already
         plain = pl.when(~is_hex).then(value)
@@ -459,7 +442,7 @@ def confirmationrefs(chunk: pl.DataFrame) -> pl.Series:
     """The normalized confirmationref of each row (null when missing or blank)."""
     if "confirmationref" not in chunk.schema:
         return pl.Series("confirmationref", [None] * chunk.height, dtype=pl.String)
-    return _trimmed(chunk.select("confirmationref")).select(_text("confirmationref")).to_series()
+    return chunk.select(_text("confirmationref")).to_series()
 
 
 def transform(
@@ -488,8 +471,7 @@ def transform(
     absent = [a.column for a in ATTRIBUTES if a.column not in schema]
 
     # Pass 1: normalize, then hash (a column the query lacks is null throughout).
-    chunk = _trimmed(chunk.drop("confirmationref") if refs is not None else chunk)
-    shapes = _Texts.of(chunk)
+    shapes = _Texts.of(chunk, skip="confirmationref" if refs is not None else None)
     normalized = chunk.select(
         *(
             e
@@ -509,7 +491,7 @@ def transform(
         *(pl.lit(None, pl.String).alias(f"_h.{c}") for c in absent),
         *(pl.lit(None, pl.String).alias(f"_h4.{c}") for c in absent if BY_COLUMN[c].plus4_key),
         *(pl.lit(False).alias(f"_bad.{c}") for c in absent),
-        *(_text(c).alias(f"_n.{c}") for c in extra),
+        *(_text(c, shapes).alias(f"_n.{c}") for c in extra),
         *(pl.col(c).is_not_null().alias(f"_bad.{c}") for c in extra),
     )
     hexed = [a for a in ATTRIBUTES if a.hashed_key or a.kind == Kind.PREHASHED]
@@ -520,13 +502,14 @@ def transform(
     normalized = normalized.with_columns(
         *(_is_hex(normalized[f"_n.{a.column}"]).alias(f"_hex.{a.column}") for a in hexed),
         national_numbers(mobile, mapping.phone_region).alias("_nat.mobile"),
+        _n("email").str.contains(EMAIL).fill_null(False).alias("_ok.email"),
     )
     normalized = normalized.with_columns(
         e for a in ATTRIBUTES if a.column in schema for e in _hash(a, a.column in hashed)
     )
     ref = _n("confirmationref")
-    message_names = normalized.select(pl.concat_str(pl.lit(f"{environment}:"), ref)).to_series()
-    normalized = normalized.with_columns(uuid5(message_names, NS_MESSAGE).alias("_message_id"))
+    message_id = uuid5(normalized["_n.confirmationref"], NS_MESSAGE, f"{environment}:")
+    normalized = normalized.with_columns(message_id.alias("_message_id"))
 
     # Pass 2: place every value, then pick each row's reason.
     out = _Outputs()

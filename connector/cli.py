@@ -500,7 +500,7 @@ def ledger_reconcile_command(
         )
         stdout.print(
             f"{result['ledger_only']:,} conversions of this window are in the ledger but no "
-            f"longer in the source: {gone}",
+            "longer in the source" + (f": {gone}" if gone else ""),
             highlight=False,
         )
     if code:

@@ -34,6 +34,7 @@ from connector import answers
 from connector.config import DestinationConfig
 from connector.errors import FatalSendError
 from connector.payload import request_body
+from connector.spec import MAX_BATCHES_PER_REQUEST
 
 Sleep = Callable[[float], Awaitable[None]]
 Action = Literal["accept", "reject", "retry", "fatal"]
@@ -95,13 +96,20 @@ def classify(response: httpx.Response | None, error: Exception | None = None) ->
 
 
 class TokenBucket:
-    """`rate` tokens per second, at most `capacity` saved; waiters are served in order."""
+    """`rate` tokens per second, at most `capacity` saved, `initial` at the start (by
+    default a full bucket); waiters are served in order."""
 
     def __init__(
-        self, rate: float, capacity: float, clock: Callable[[], float], sleep: Sleep
+        self,
+        rate: float,
+        capacity: float,
+        clock: Callable[[], float],
+        sleep: Sleep,
+        initial: float | None = None,
     ) -> None:
         self.rate, self.capacity = rate, capacity
-        self._tokens, self._stamp = capacity, clock()
+        self._tokens = capacity if initial is None else min(initial, capacity)
+        self._stamp = clock()
         self._clock, self._sleep = clock, sleep
         self._lock = asyncio.Lock()
 
@@ -114,8 +122,8 @@ class TokenBucket:
                 now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
-                if self._tokens >= tokens:
-                    self._tokens -= tokens
+                if self._tokens >= tokens - 1e-9:  # a float short of it is there
+                    self._tokens = max(0.0, self._tokens - tokens)
                     return True
                 await self._sleep((tokens - self._tokens) / self.rate)
 
@@ -212,7 +220,10 @@ class Sender:
         self._sleep = sleep
         self._rng = rng or random.Random()
         rate = destination.max_batches_per_second
-        self._bucket = TokenBucket(rate, max(rate, 100.0), clock, sleep)
+        # a run starts with one request's worth of tokens, not a full second's: the
+        # first second then sends no more than the rate allows after a burst of one
+        first = float(MAX_BATCHES_PER_REQUEST if destination.bulk else 1)
+        self._bucket = TokenBucket(rate, max(rate, 100.0), clock, sleep, initial=first)
         self._slots = asyncio.Semaphore(destination.concurrency)
         self._stopping = stopping or asyncio.Event()
 

@@ -11,7 +11,9 @@ SELECT
     coalesce(l.status, 'missing') AS state,
     count(*) AS conversions,
     sum(c.source_rows)::BIGINT AS source_rows,
-    min_by({'confirmationref': c.ref, 'reason': l.reason}, c.ref, $examples) AS examples
+    -- DuckDB's min_by takes n > 0: take at least one, keep $examples (0 too)
+    min_by({'confirmationref': c.ref, 'reason': l.reason}, c.ref, greatest($examples, 1))[1:$examples]
+        AS examples
 FROM conversions c
 LEFT JOIN ledger l ON l.environment = $environment AND l.confirmationref = c.ref
 GROUP BY ALL;

@@ -308,6 +308,15 @@ def test_reconcile_finds_a_conversion_deleted_from_the_ledger_and_one_that_faile
     assert found["source_rows"] == manifest["rows"] - 1
     assert found["duplicate_rows"] == manifest["duplicates"]
 
+    args = ("ledger", "reconcile", "--config", str(config), *WINDOW, "--examples", "0")
+    counts_only = cli(*args, "--json")  # the help allows 0: counts, no examples
+    assert counts_only.returncode == 1, counts_only.stderr
+    counted = json.loads(counts_only.stdout)
+    assert (counted["by_state"], counted["ledger_only"]) == (found["by_state"], 1)
+    assert counted["ledger_only_examples"] == [] and counted["examples"]["missing"] == []
+    bare = cli(*args)
+    assert bare.returncode == 1 and "Traceback" not in bare.stderr
+
     text = cli("ledger", "reconcile", "--config", str(config), *WINDOW)
     assert text.returncode == 1
     assert deleted in text.stdout and failed in text.stdout and gone in text.stdout

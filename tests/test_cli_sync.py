@@ -198,3 +198,17 @@ def test_a_signal_stops_gracefully_and_the_rerun_resends_nothing(
     stats = sandbox.stats()
     assert stats["unique_confirmationrefs"] == stats["batches"] == manifest["valid"]
     assert (stats["duplicate_confirmationrefs"], stats["resent"]) == (0, 0)
+
+
+def test_the_first_second_keeps_to_max_batches_per_second(
+    tmp_path: Path, small_example: tuple[Path, dict[str, Any]], sandbox_factory: StartSandbox
+) -> None:
+    """A sandbox limited to 270 batches/s, the connector at its default 270: the run
+    starts with one request's worth of tokens, so the platform never says 429."""
+    example, manifest = small_example
+    sandbox = sandbox_factory("--rate-limit", "270")
+    config = sync_config(tmp_path, example, sandbox.url, max_batches_per_second=270)
+    code, report, stderr = sync(config)
+    assert code == 1, stderr  # the example's dirty rows are rejected locally
+    assert report["accepted"] == manifest["valid"] and report["retries"] == 0
+    assert sandbox.stats()["responses_by_status"]["429"] == 0

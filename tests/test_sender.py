@@ -368,6 +368,38 @@ def test_token_bucket_paces_batches_per_second() -> None:
     assert all(w == pytest.approx(0.5) for w in waits)
 
 
+def test_a_run_starts_with_one_request_of_tokens_not_a_full_second() -> None:
+    """With max_batches_per_second 270, the first second sends one bulk request's 100
+    batches and then 270 a second: never the 540 a full bucket would let through."""
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def run() -> list[float]:
+        sent_at: list[float] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent_at.extend([now[0]] * len(json.loads(request.content)))
+            return httpx.Response(202)
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            sender = Sender(
+                client,
+                destination(max_batches_per_second=270, concurrency=1),
+                sleep=sleep,
+                clock=lambda: now[0],
+            )
+            for _ in range(10):
+                await sender.deliver(batches(100))
+        return sent_at
+
+    sent_at = asyncio.run(run())
+    assert len(sent_at) == 1000
+    assert sum(t < 1.0 for t in sent_at) <= 100 + 270
+    assert sent_at[:100] == [0.0] * 100 and sent_at[100] > 0  # only the first went at once
+
+
 def test_stopping_skips_unsent_requests_but_settles_sent_ones() -> None:
     async def run() -> tuple[Delivery, Delivery, int]:
         stopping = asyncio.Event()

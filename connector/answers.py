@@ -28,7 +28,6 @@ class Verdict:
 
     named: dict[int, str] = field(default_factory=dict)
     unattributed: bool = False
-    errors: bool = False  # the answer reported any error at all
 
 
 def _message(error: object) -> str:
@@ -119,11 +118,11 @@ def read(content: bytes, texts: list[str], request_ids: list[str], bulk: bool) -
     `bulk`: sent as a JSON array, else the one batch as the body)."""
     errors = _errors(content)
     if errors is None:
-        return Verdict(unattributed=True, errors=True)
+        return Verdict(unattributed=True)
     if not errors:
         return Verdict()
     if len(texts) == 1:  # every error concerns the one batch
-        return Verdict({0: "; ".join(_message(e) for e in errors)}, errors=True)
+        return Verdict({0: "; ".join(_message(e) for e in errors)})
     positions = _Positions(texts, bulk)
     named: dict[int, list[str]] = {}
     unattributed = False
@@ -133,4 +132,4 @@ def read(content: bytes, texts: list[str], request_ids: list[str], bulk: bool) -
             unattributed = True
         else:
             named.setdefault(index, []).append(_message(error))
-    return Verdict({i: "; ".join(m) for i, m in named.items()}, unattributed, errors=True)
+    return Verdict({i: "; ".join(m) for i, m in named.items()}, unattributed)

@@ -144,7 +144,7 @@ class _Texts:
         schema = chunk.schema
         strings = [chunk[n] for n, dtype in schema.items() if dtype == pl.String and n != skip]
         hashable = {a.column for a in ATTRIBUTES if a.kind in (Kind.EMAIL, Kind.NAME, Kind.ZIP)}
-        ascii = {c.name for c in strings if c.name in hashable and is_ascii(c)}
+        ascii = {c.name for c in strings if c.name in hashable and _is_ascii(c)}
         bare = {c.name for c in strings if not c.str.contains_any(list(WHITESPACE)).any()}
         return cls(frozenset(ascii), frozenset(bare))
 
@@ -168,7 +168,7 @@ def _unspaced(column: str, texts: _Texts) -> pl.Expr:
     return text if column in texts.ascii else text.str.normalize("NFC")
 
 
-def is_ascii(column: pl.Series) -> bool:
+def _is_ascii(column: pl.Series) -> bool:
     """Whether every value of a text column is ASCII (one byte per character)."""
     if column.dtype != pl.String:
         return True
@@ -497,7 +497,7 @@ def transform(
     hexed = [a for a in ATTRIBUTES if a.hashed_key or a.kind == Kind.PREHASHED]
     # a digit of any script (Unicode Nd, e.g. fullwidth) counts as the digit it is
     mobile = normalized["_n.mobile"]
-    if not is_ascii(mobile):
+    if not _is_ascii(mobile):
         mobile = mobile.str.replace_many(_decimals())
     normalized = normalized.with_columns(
         *(_is_hex(normalized[f"_n.{a.column}"]).alias(f"_hex.{a.column}") for a in hexed),

@@ -67,7 +67,7 @@ def test_a_position_without_an_index_names_the_batch_whose_span_holds_it() -> No
     verdict = read(answer(currency_error(648)), PARTIAL, IDS3, bulk=True)
     reason = "Error reading string. Unexpected token: StartObject. "
     reason += "Path 'data.custom_attributes.currency'."  # where in the body: not kept
-    assert verdict == Verdict({1: f"BAD_REQUEST: {reason}"}, errors=True)
+    assert verdict == Verdict({1: f"BAD_REQUEST: {reason}"})
 
 
 def test_path_index_and_position_in_one_answer_name_both_batches() -> None:
@@ -96,7 +96,7 @@ def test_several_errors_for_one_batch_are_kept_together() -> None:
 def test_an_index_out_of_range_is_not_attributed() -> None:
     message = GUID_ERROR.replace("[0]", "[3]")
     verdict = read(answer(message), PARTIAL, IDS3, bulk=True)
-    assert verdict == Verdict({}, unattributed=True, errors=True)
+    assert verdict == Verdict({}, unattributed=True)
 
 
 def test_a_position_between_batches_or_past_the_body_is_not_attributed() -> None:
@@ -129,7 +129,7 @@ def test_garbage_is_never_read_as_acceptance() -> None:
     for content in (b"<html>oops</html>", b"[1, 2]", b'{"errors": "bad"}', b'"x"'):
         assert read(content, PARTIAL, IDS3, bulk=True).unattributed, content
     errors = json.dumps({"errors": [42, None, ["x"]]}).encode()
-    assert read(errors, PARTIAL, IDS3, bulk=True) == Verdict({}, True, errors=True)
+    assert read(errors, PARTIAL, IDS3, bulk=True) == Verdict({}, True)
 
 
 def test_no_errors_is_a_clean_answer() -> None:

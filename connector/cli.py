@@ -29,9 +29,9 @@ from connector.config import Config, load_config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
 from connector.logs import LogFormat
 from connector.pipeline import sync_window
-from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
+from connector.report import COUNTS, BackfillPlan, BackfillReport, RunReport, ValidationReport
 from connector.sandbox import SandboxSettings, serve
-from connector.spec import REASONS, WARNINGS
+from connector.spec import HINTS, REASONS, WARNINGS
 
 app = typer.Typer(
     name="rokt-connector",
@@ -96,6 +96,25 @@ def _window(
     return jobs.bounds(start, end, sync_window(config, now))
 
 
+_CHANGED = (
+    "accepted before, payload now differs: not resent (Rokt deduplicates by "
+    "confirmationref; see the README on corrections)"
+)
+
+
+def _clip(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def _print_amounts(amounts: list[dict[str, object]]) -> None:
+    table = Table(title="amount per currency (valid rows)", title_justify="left")
+    for name in ("currency", "rows", "min", "median", "max"):
+        table.add_column(name, justify="left" if name == "currency" else "right")
+    for row in amounts:
+        table.add_row(*(_cell("-" if v is None else v) for v in row.values()))
+    stdout.print(table)
+
+
 def _print_validation(report: ValidationReport, config_path: Path) -> None:
     stdout.print(
         f"Validated [bold]{config_path}[/]: window [{report.since:%Y-%m-%dT%H:%M:%SZ}, "
@@ -109,13 +128,25 @@ def _print_validation(report: ValidationReport, config_path: Path) -> None:
     table.add_row("read", str(report.rows_read), "")
     table.add_row("valid (would be sent)", str(report.valid), "")
     table.add_row("duplicate confirmationref", str(report.duplicates), "the first row wins")
+    table.add_row("settled in the ledger", str(report.skipped), "a sync skips them")
+    if report.changed_after_accept:
+        examples = ", ".join(report.changed_examples)
+        table.add_row(
+            "  changed_after_accept",
+            str(report.changed_after_accept),
+            f"{_CHANGED}; e.g. {examples}",
+        )
     table.add_row("rejected", str(report.rows_rejected), "")
     for reason, count in sorted(report.rejected.items(), key=lambda kv: -kv[1]):
         examples = ", ".join(report.rejected_examples.get(reason, []))
-        table.add_row(f"  {reason}", str(count), f"{REASONS[reason]}; e.g. {examples}")
+        table.add_row(f"  {reason}", str(count), f"{HINTS[reason]}; e.g. {examples}")
     for reason, count in sorted(report.warnings.items()):
         table.add_row(f"valid, field dropped: {reason}", str(count), WARNINGS[reason])
     stdout.print(table)
+    if report.amounts:
+        _print_amounts(report.amounts)
+    if report.ledger:
+        stdout.print(f"ledger not read: {report.ledger}", highlight=False)
     stdout.print(
         f"{report.requests} request(s), {report.request_bytes:,} bytes; nothing was sent.",
         highlight=False,
@@ -206,12 +237,25 @@ def _print_run(report: RunReport) -> None:
         highlight=False,
     )
     table = Table(show_header=False)
-    for key, value in report.as_dict().items():
-        if key not in ("run_id", "mode", "status", "duration_s", "message", "warnings"):
-            table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    for key in COUNTS:
+        table.add_row(key, f"{getattr(report, key):,}")
+    for reason, count in report.rejected_by_reason.most_common():
+        table.add_row(f"  rejected: {_clip(reason or '(no reason given)')}", f"{count:,}")
     for reason, count in sorted(report.warnings.items()):
         table.add_row(f"sent without a field: {reason}", f"{count:,}")
     stdout.print(table)
+    if report.rows_rejected_known:
+        stdout.print(
+            f"{report.rows_rejected_known:,} of the rejected rows were rejected before for the "
+            "same reason and are unchanged (known: they alone do not fail the run).",
+            highlight=False,
+        )
+    if report.changed_after_accept:
+        examples = ", ".join(report.changed_examples)
+        stdout.print(
+            f"changed_after_accept {report.changed_after_accept:,}: {_CHANGED}; e.g. {examples}",
+            highlight=False,
+        )
 
 
 @app.command("sync")
@@ -408,6 +452,7 @@ def ledger_summary_command(
     sections = [
         ("by status", summary["by_status"]),
         ("not accepted, by reason", summary["by_reason"]),
+        ("sent without a field, by warning", summary["by_warning"]),
         (f"by event day (UTC), latest {days}", summary["by_day"]),
         (
             f"runs, latest {len(summary['runs'])} of {summary['runs_total']}",

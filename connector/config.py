@@ -197,6 +197,8 @@ class MappingConfig(_Strict):
     unknown_columns: UnknownColumns = UnknownColumns.ATTRIBUTE
     conversiontype: str | None = None
     phone_region: str = "US"  # where a mobile without a country calling code is from
+    # a bad value in an optional field (spec.WARNINGS): drop the field, or reject the row
+    invalid_fields: Literal["drop", "reject"] = "drop"
 
     @field_validator("phone_region")
     @classmethod

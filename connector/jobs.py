@@ -18,7 +18,8 @@ from typing import TypeVar
 
 from connector import clock, pipeline, windows
 from connector.config import Config, load_config, parse_duration
-from connector.errors import ConfigError, FatalSendError, Interrupted
+from connector.errors import ConfigError, ConnectorError, FatalSendError, Interrupted
+from connector.ledger import Ledger
 from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
 
 ConfigLike = Config | str | os.PathLike[str]
@@ -116,10 +117,27 @@ def validate(
     show: int = 0,
 ) -> ValidationReport:
     """Check config, query and mapping over the sync's window (or `[since, until)`)
-    and count rows by outcome, as `sync` would at `now`; send and record nothing."""
+    and count rows by outcome, as `sync` would at `now`, the ledger read if it can
+    be (`ValidationReport.ledger` says why not); send and record nothing."""
     loaded, moment = as_config(config), run_now(now)
     start, end = bounds(since, until, pipeline.sync_window(loaded, moment))
-    return pipeline.validate(loaded, start, end, moment, show=show)
+    path, environment = loaded.ledger.path, loaded.destination.environment
+    reader: Ledger | None = None
+    why: str | None = f"no ledger at {path} yet"
+    if path.exists():
+        try:
+            reader, why = Ledger.read_only(path, environment), None
+        except ConnectorError as exc:
+            why = str(exc)
+    try:
+        report = pipeline.validate(
+            loaded, start, end, moment, show=show, lookup=reader.lookup if reader else None
+        )
+    finally:
+        if reader:
+            reader.close()
+    report.ledger = why
+    return report
 
 
 def _window_length(window: timedelta | str) -> timedelta:

@@ -12,6 +12,7 @@ Must not: store raw PII (only `identity_sha256`), or decide what to send.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -46,6 +47,7 @@ _ROW_COLUMNS: dict[str, pl.DataType] = {
     "event_ms": pl.Int64(),
     "last_attempt_at": pl.Datetime("us", "UTC"),
     "accepted_at": pl.Datetime("us", "UTC"),
+    "warnings": pl.String(),
 }
 
 
@@ -55,8 +57,8 @@ _SCANS_BEFORE_INDEX = 2
 
 # The ledger schema this code writes; sql/ledger_migrate_<n>_to_<n+1>.sql upgrades
 # an older ledger step by step when it is opened (2: `ledger_meta.ledger_id`;
-# 3: `runs.isolated`).
-SCHEMA_VERSION = 3
+# 3: `runs.isolated`; 4: warnings, known rejections and the report's new counts).
+SCHEMA_VERSION = 4
 
 
 def _open_error(path: Path, exc: duckdb.Error, reading: bool = False) -> ConnectorError:
@@ -214,6 +216,11 @@ class Ledger:
                 file.chmod(0o600)
         return ledger
 
+    @classmethod
+    def read_only(cls, path: Path, environment: str) -> Ledger:
+        """The ledger for `lookup` only, errors as `connect_read_only`'s."""
+        return cls(connect_read_only(path, environment), path, environment)
+
     def history(self) -> ledger_marker.History:
         """This ledger's id, environment and runs (what its marker records)."""
         [(ledger_id, runs, last_run_id, last_run_at)] = self._con.execute(
@@ -262,8 +269,9 @@ class Ledger:
         return {"environment": self.environment, **extra}
 
     def lookup(self, refs: pl.Series) -> pl.DataFrame:
-        """(ref, status, payload_sha256) of the refs the ledger already has; the payload
-        hash of the rejected ones only (the only ones whose payload decides).
+        """(ref, status, payload_sha256, payload_prefix) of the refs the ledger already
+        has: the payload hash of the rejected ones (the only ones whose payload decides),
+        the first 32 bits of the accepted ones' (`payload_prefix`).
 
         A run looks each ref up once. Its first chunks are looked up in the ledger
         file (a scan of it per chunk); from then on, in an index of the ledger's refs
@@ -294,6 +302,22 @@ class Ledger:
             con.register("rows", full)
             con.execute(sql_file("ledger_upsert.sql"), params)
 
+    def known_rejections(self, rejections: pl.DataFrame) -> pl.Series:
+        """Which rows of `rejections(row_sha256, reason)` were rejected before just so."""
+        with self._busy, self._con.cursor() as con:
+            con.register("chunk_rejections", rejections)
+            known = con.sql(sql_file("rejected_rows_known.sql"), params=self._params()).pl()
+        return rejections["row_sha256"].is_in(known["row_sha256"].implode())
+
+    def remember_rejections(self, rejections: pl.DataFrame, run_id: str) -> None:
+        """Record `rejections(row_sha256, reason)`, for `known_rejections` of later runs."""
+        if rejections.is_empty():
+            return
+        params = self._params(run_id=run_id, now=datetime.now(UTC))
+        with self._busy, _writing(self.path, "rejected rows"), self._con.cursor() as con:
+            con.register("chunk_rejections", rejections)
+            con.execute(sql_file("rejected_rows_record.sql"), params)
+
     def settle(self, settled: pl.DataFrame, tries: pl.DataFrame, run_id: str) -> None:
         """Final states and every attempt behind them, in one transaction: `settled`
         and `tries` as sql/ledger_settle.sql describes them."""
@@ -316,6 +340,8 @@ class Ledger:
     def finish_run(self, report: dict[str, Any], message: str | None) -> None:
         """Store the run report (`RunReport.as_dict()`) in its `runs` row."""
         params = {k: report[k] for k in (*COUNTS, "duration_s", "run_id", "status")}
+        for key in ("warnings", "rejected_by_reason"):
+            params[key] = json.dumps(report[key]) if report[key] else None
         with _writing(self.path, "the run report"):
             self._con.execute(
                 sql_file("run_finish.sql"), params | {"now": datetime.now(UTC), "message": message}

@@ -18,7 +18,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
@@ -29,6 +29,7 @@ from connector import __version__, _allocator, clock, logs, source
 from connector.clock import epoch_ms, oldest_event
 from connector.config import Config, DestinationConfig, Transport
 from connector.dedup import RunDedup
+from connector.digest import sha256
 from connector.errors import ConfigError, FatalSendError
 from connector.ledger import Ledger
 from connector.payload import Request, encode, pack
@@ -36,9 +37,15 @@ from connector.report import RunReport, ValidationReport
 from connector.sender import Attempt, Delivery, DeliveryStopped, Sender
 from connector.transform import META, confirmationrefs, split, transform, warning_counts
 
-REJECTED_COLUMNS = [c for c in META if c != "_message_id"]
+REJECTED_COLUMNS = [*(c for c in META if c != "_message_id"), "_row_sha256"]
 ENCODED_COLUMNS = [*META, "_body", "_payload_sha256", "_request_id"]
-Lookup = Callable[[pl.Series], pl.DataFrame]
+Lookup = Callable[[pl.Series], pl.DataFrame]  # refs -> what the ledger knows (KNOWN_SCHEMA)
+KNOWN_SCHEMA = {
+    "ref": pl.String,
+    "status": pl.String,
+    "payload_sha256": pl.String,
+    "payload_prefix": pl.UInt32,
+}
 Progress = Callable[[RunReport], None]
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -75,6 +82,9 @@ class Prepared:
     encoded: pl.DataFrame  # rows to send (ENCODED_COLUMNS), in the order of `requests`
     requests: list[Request]  # `start:stop` index rows of `encoded`
     rejected: pl.DataFrame  # REJECTED_COLUMNS of the rows rejected locally
+    changed: pl.Series  # refs accepted before whose payload now differs (skipped)
+    amounts: pl.DataFrame  # `_currency`, `_amount` of every valid row, skipped ones too
+    shown: list[str]  # the first valid rows' bodies, plain-text PII redacted (`show`)
 
     @property
     def warnings(self) -> dict[str, int]:
@@ -102,32 +112,69 @@ def _settled_before(frame: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
     return joined.select(done.fill_null(False)).to_series()
 
 
+def _changed_after_accept(frame: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
+    """True where the ledger has the row `accepted` with another payload (by the first
+    32 bits of its SHA-256: a change goes unseen once in 4 billion)."""
+    joined = frame.select("_ref", "_payload_sha256").join(
+        known, left_on="_ref", right_on="ref", how="left", maintain_order="left"
+    )
+    prefix = pl.col("_payload_sha256").str.slice(0, 8).str.to_integer(base=16)
+    changed = (pl.col("status") == "accepted") & (pl.col("payload_prefix") != prefix)
+    return joined.select(changed.fill_null(False)).to_series()
+
+
+def _fingerprints(chunk: pl.DataFrame, rows: pl.Series, wanted: pl.Series) -> pl.DataFrame:
+    """(`_row`, `_row_sha256`) of the rows of `chunk` numbered `wanted`: the SHA-256 of
+    the row's column names and values (how a rejection is known again)."""
+    mask = rows.is_in(wanted.implode())
+    names = "\x1f".join(chunk.columns)
+    values = (  # a time as its number: polars cannot render one past the year 9999
+        (pl.col(c).to_physical() if dtype.is_temporal() else pl.col(c))
+        .cast(pl.String)
+        .fill_null("\x00")
+        for c, dtype in chunk.schema.items()
+    )
+    content = pl.concat_str([pl.lit(names), *values], separator="\x1e")
+    return chunk.filter(mask).select(
+        pl.lit(rows.filter(mask)).alias("_row"), sha256(content).alias("_row_sha256")
+    )
+
+
 def _prepare_chunk(
     chunk: pl.DataFrame,
     rows: pl.Series,
     config: Config,
-    redact: bool,
+    show: int,
     known: pl.DataFrame,
     oldest_ms: int,
     refs: pl.Series,
-) -> tuple[pl.DataFrame, list[Request], pl.DataFrame, int]:
-    """Transform, encode, drop what the ledger settled, and pack one deduplicated chunk."""
+) -> Prepared:
+    """Transform, encode, drop what the ledger settled, and pack one deduplicated chunk
+    (`rows_read` and `duplicates` are the caller's to fill in)."""
     environment = config.destination.environment
     frame = transform(chunk, config.mapping, environment, rows, oldest_ms, refs)
     valid, rejected = split(frame)
-    encoded, too_large = split(encode(valid, environment, redact))
-    rejected = pl.concat([rejected, too_large], how="diagonal").select(REJECTED_COLUMNS)
+    encoded, too_large = split(encode(valid, environment))
+    rejected = pl.concat([rejected, too_large], how="diagonal")
+    rejected = rejected.join(
+        _fingerprints(chunk, rows, rejected["_row"]), on="_row", how="left"
+    ).select(REJECTED_COLUMNS)
     settled = _settled_before(encoded, known)
+    changed = encoded["_ref"].filter(_changed_after_accept(encoded, known))
     # a row rejected here whose conversion was accepted before stays accepted
     accepted_before = (
         rejected["_ref"]
         .is_in(known.filter(pl.col("status") == "accepted")["ref"].implode())
         .fill_null(False)  # a row without a confirmationref was never accepted
     )
+    amounts = encoded.select("_currency", "_amount")
+    shown = encode(valid.head(show), environment, redact=True)["_body"].to_list() if show else []
     encoded, rejected = encoded.filter(~settled), rejected.filter(~accepted_before)
     skipped = int(settled.sum()) + int(accepted_before.sum())
     requests = pack(encoded["_body"], config.destination.bulk)
-    return encoded.select(ENCODED_COLUMNS), requests, rejected, skipped
+    return Prepared(
+        0, 0, skipped, encoded.select(ENCODED_COLUMNS), requests, rejected, changed, amounts, shown
+    )
 
 
 def prepare(
@@ -136,13 +183,14 @@ def prepare(
     until: datetime,
     now: datetime,
     limit: int | None = None,
-    redact: bool = False,
+    show: int = 0,
     workers: int = 2,
     lookup: Lookup | None = None,
 ) -> Generator[Prepared]:
     """Each chunk of `[since, until)`: deduplicated, checked against the ledger
     (`lookup`), transformed, encoded and packed; a run at `now` rejects events older
-    than `sync.max_event_age` as `too_old`.
+    than `sync.max_event_age` as `too_old`. `show`: bodies of each chunk's first valid
+    rows to print.
 
     Deduplication and the ledger lookup run first, on each chunk in source order, so
     the first row with a confirmationref wins; then up to `workers` chunks are
@@ -150,16 +198,12 @@ def prepare(
     Chunks come out in order.
     """
     dedup = RunDedup()
-    nothing_known = pl.DataFrame(
-        schema={"ref": pl.String, "status": pl.String, "payload_sha256": pl.String}
-    )
-    in_flight: deque[tuple[int, int, Future[tuple[pl.DataFrame, list[Request], pl.DataFrame, int]]]]
-    in_flight = deque()
+    nothing_known = pl.DataFrame(schema=KNOWN_SCHEMA)
+    in_flight: deque[tuple[int, int, Future[Prepared]]] = deque()
 
     def next_part() -> Prepared:
         rows_read, duplicates, future = in_flight.popleft()
-        encoded, requests, rejected, skipped = future.result()
-        return Prepared(rows_read, duplicates, skipped, encoded, requests, rejected)
+        return replace(future.result(), rows_read=rows_read, duplicates=duplicates)
 
     first_row, oldest_ms = 1, _oldest_ms(config, now)
     try:
@@ -175,7 +219,7 @@ def prepare(
                     chunk.filter(keep),
                     rows.filter(keep),
                     config,
-                    redact,
+                    show,
                     known,
                     oldest_ms,
                     refs.filter(keep),
@@ -190,6 +234,27 @@ def prepare(
             future.cancel()
 
 
+def _examples(seen: list[str], refs: pl.Series, most: int = 5) -> None:
+    """Add refs to `seen` until it holds `most`."""
+    seen += refs.head(most - len(seen)).to_list()
+
+
+def _amounts(amounts: pl.DataFrame) -> list[dict[str, object]]:
+    """Rows, min, median and max of the amount, per currency (cents sent for dollars
+    show as a median 100 times too large)."""
+    return (
+        amounts.group_by(pl.col("_currency").alias("currency"))
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("_amount").min().alias("min"),
+            pl.col("_amount").median().alias("median"),
+            pl.col("_amount").max().alias("max"),
+        )
+        .sort("rows", "currency", descending=[True, False], nulls_last=True)
+        .to_dicts()
+    )
+
+
 def validate(
     config: Config,
     since: datetime,
@@ -197,14 +262,21 @@ def validate(
     now: datetime,
     show: int = 0,
     examples_per_reason: int = 3,
+    lookup: Lookup | None = None,
 ) -> ValidationReport:
-    """Run the front half without sending; plain PII in shown payloads is redacted."""
+    """Run the front half without sending; plain PII in shown payloads is redacted.
+    With the ledger's `lookup`, rows it settled are counted as a sync would skip them."""
     report = ValidationReport(since=since, until=until)
-    for part in prepare(config, since, until, now, redact=True):
+    amounts = []
+    for part in prepare(config, since, until, now, show=show, lookup=lookup):
         report.rows_read += part.rows_read
         report.valid += part.encoded.height
         report.duplicates += part.duplicates
+        report.skipped += part.skipped
+        report.changed_after_accept += part.changed.len()
+        _examples(report.changed_examples, part.changed)
         report.warnings.update(part.warnings)
+        amounts.append(part.amounts)
         reasons = part.rejected.group_by("_reason").agg(
             pl.len().alias("n"),
             pl.col("_row").head(examples_per_reason),
@@ -218,8 +290,9 @@ def validate(
                     seen.append(f"row {row}" + (f" (confirmationref {ref})" if ref else ""))
         report.requests += len(part.requests)
         report.request_bytes += sum(r.size for r in part.requests)
-        if len(report.payloads) < show:
-            report.payloads += part.encoded["_body"].head(show - len(report.payloads)).to_list()
+        report.payloads += part.shown[: show - len(report.payloads)]
+    if amounts:
+        report.amounts = _amounts(pl.concat(amounts))
     return report
 
 
@@ -230,6 +303,7 @@ def _pending(encoded: pl.DataFrame) -> pl.DataFrame:
         pl.lit("pending").alias("status"),
         pl.col("_request_id").alias("request_id"),
         pl.col("_payload_sha256").alias("payload_sha256"),
+        pl.col("_warnings").alias("warnings"),
         *_LEDGER_FIELDS,
     )
 
@@ -399,6 +473,9 @@ def _account(settler: _Settler, rows: pl.DataFrame, delivery: Delivery, report: 
         )
         settler.put(settled, settlement.history)
         counts = dict(settled["status"].value_counts().iter_rows())
+        if counts.get("rejected"):
+            reasons = settled.filter(pl.col("status") == "rejected")["reason"].fill_null("")
+            report.rejected_by_reason.update(dict(reasons.value_counts().iter_rows()))
         report.accepted += counts.get("accepted", 0)
         report.rejected += counts.get("rejected", 0)
         report.failed += counts.get("failed", 0)
@@ -426,6 +503,7 @@ async def _deliver_all(
     settler = _Settler(ledger, report.run_id, rows_per_write=config.source.chunk_rows)
     tasks: set[asyncio.Task[None]] = set()
     high_water = 4 * config.destination.concurrency  # requests queued ahead of the wire
+    queued = 0  # rows to send
 
     async def reap(wait_for_all: bool) -> None:
         nonlocal tasks
@@ -446,13 +524,23 @@ async def _deliver_all(
             report.rows_duplicate += part.duplicates
             report.rows_skipped_ledger += part.skipped
             report.rows_rejected_local += part.rejected.height
+            report.rejected_by_reason.update(dict(part.rejected["_reason"].value_counts().rows()))
+            report.changed_after_accept += part.changed.len()
+            _examples(report.changed_examples, part.changed)
             report.warnings.update(part.warnings)
+            queued += part.encoded.height
+            rejections = part.rejected.select(
+                pl.col("_row_sha256").alias("row_sha256"), pl.col("_reason").alias("reason")
+            )
+            known = await _in_thread(ledger.known_rejections, rejections)
+            report.rows_rejected_known += int(known.sum())
             if not dry_run:
                 # write-ahead: these rows are in the ledger before their requests leave
                 rows_to_record = pl.concat(
                     [_local_rejections(part.rejected), _pending(part.encoded)], how="diagonal"
                 )
                 await _in_thread(ledger.record, rows_to_record, report.run_id, transport)
+                await _in_thread(ledger.remember_rejections, rejections, report.run_id)
                 _crash_point("recorded")
                 for request in part.requests:
                     if stopping.is_set():
@@ -479,6 +567,7 @@ async def _deliver_all(
                 stats.retries,
                 stats.isolated,
             )
+            report.pending = queued - report.accepted - report.rejected - report.failed
 
 
 def _on_stop_signals(stopping: asyncio.Event, work: asyncio.Task[None] | None) -> None:

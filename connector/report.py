@@ -23,8 +23,11 @@ class RunReport:
     status: str = "running"  # succeeded | completed_with_rejections | failed | interrupted
     rows_read: int = 0
     rows_rejected_local: int = 0
+    rows_rejected_known: int = 0  # of those, rejected before for the same reason, unchanged
     rows_skipped_ledger: int = 0
+    changed_after_accept: int = 0  # of those, accepted before, but the payload now differs
     rows_duplicate: int = 0
+    pending: int = 0  # to send, but no answer: left pending (a dry run: not sent)
     batches_sent: int = 0
     requests: int = 0
     accepted: int = 0
@@ -36,24 +39,33 @@ class RunReport:
     message: str | None = None  # why a failed run stopped
     # rows sent without a field, by the warning that dropped it (spec.WARNINGS)
     warnings: Counter[str] = field(default_factory=Counter)
+    # rows rejected here (reason code) or by the platform (its message), by reason
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    changed_examples: list[str] = field(default_factory=list)  # refs, a few
 
     def as_dict(self) -> dict[str, object]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return values | {"warnings": dict(sorted(self.warnings.items()))}
+        return values | {
+            "warnings": dict(sorted(self.warnings.items())),
+            "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
+        }
 
     @property
     def rows_done(self) -> int:
-        """Rows with a final outcome (sent and answered, skipped, or set aside)."""
-        settled = self.accepted + self.rejected + self.failed
-        return settled + self.rows_rejected_local + self.rows_skipped_ledger + self.rows_duplicate
+        """Rows accounted for: answered, pending, skipped or set aside (= rows_read
+        once the run has ended)."""
+        sent = self.accepted + self.rejected + self.failed + self.pending
+        return sent + self.rows_rejected_local + self.rows_skipped_ledger + self.rows_duplicate
 
     def finish(self, fatal: bool, interrupted: bool = False) -> None:
+        """The status; rejections the ledger knew already (`rows_rejected_known`) leave
+        a run `succeeded`, so a scheduler alerts on new ones only."""
         if fatal:
             self.status = "failed"
         elif interrupted:
             self.status = "interrupted"
             self.message = "stopped by a signal: answered requests are settled, the rest pending"
-        elif self.rows_rejected_local or self.rejected or self.failed:
+        elif self.rows_rejected_local > self.rows_rejected_known or self.rejected or self.failed:
             self.status = "completed_with_rejections"
         else:
             self.status = "succeeded"
@@ -71,8 +83,11 @@ def _exit_code(status: str) -> int:
 COUNTS = (
     "rows_read",
     "rows_rejected_local",
+    "rows_rejected_known",
     "rows_skipped_ledger",
+    "changed_after_accept",
     "rows_duplicate",
+    "pending",
     "batches_sent",
     "requests",
     "accepted",
@@ -242,14 +257,20 @@ class ValidationReport:
     since: datetime
     until: datetime
     rows_read: int = 0
-    valid: int = 0
+    valid: int = 0  # would be sent
     duplicates: int = 0
+    skipped: int = 0  # settled in the ledger already: a sync would not send them
+    changed_after_accept: int = 0  # of those, accepted with a payload that now differs
+    changed_examples: list[str] = field(default_factory=list)  # their refs, a few
     rejected: Counter[str] = field(default_factory=Counter)
     rejected_examples: dict[str, list[str]] = field(default_factory=dict)
     warnings: Counter[str] = field(default_factory=Counter)  # valid rows, a field dropped
     requests: int = 0
     request_bytes: int = 0
     payloads: list[str] = field(default_factory=list)
+    # the amount of the valid rows per currency: currency, rows, min, median, max
+    amounts: list[dict[str, object]] = field(default_factory=list)
+    ledger: str | None = None  # why the ledger was not read, when it was not
 
     @property
     def rows_rejected(self) -> int:
@@ -262,10 +283,15 @@ class ValidationReport:
             "rows_read": self.rows_read,
             "valid": self.valid,
             "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "changed_after_accept": self.changed_after_accept,
+            "changed_examples": self.changed_examples,
             "rejected": self.rows_rejected,
             "rejected_by_reason": dict(sorted(self.rejected.items())),
             "rejected_examples": self.rejected_examples,
             "warnings": dict(sorted(self.warnings.items())),
             "requests": self.requests,
             "request_bytes": self.request_bytes,
+            "amounts": self.amounts,
+            "ledger": self.ledger,
         }

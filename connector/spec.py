@@ -144,21 +144,25 @@ REASONS: dict[str, str] = {
     "invalid_email": "email is neither an email address nor a 64-hex SHA-256",
     "invalid_hash": "a *sha256 column is not 64 hex characters",
     "missing_identity": "no email or email_sha256 (or, with require_email: false, no other id)",
-    "invalid_ipaddress": "ipaddress is not an IPv4 or IPv6 address",
-    "invalid_device_id": "ios_advertising_id, android_advertising_id or ios_idfv is not a UUID",
-    "invalid_dob": "dob is not a date (years 1-9999), YYYY-MM-DD or YYYYMMDD",
-    "invalid_amount": "amount or margin is not a finite number",
     "negative_amount": "amount is negative (a refund is not a conversion)",
-    "invalid_quantity": "quantity is not a non-negative whole number",
-    "invalid_currency": "currency is not a 3-letter ISO 4217 code",
     "attribute_name_too_long": f"a column name is longer than {MAX_NAME_CHARS} characters",
     "attribute_value_too_long": f"a value is longer than {MAX_VALUE_CHARS} characters",
     "batch_too_large": f"the batch JSON is larger than {MAX_BATCH_BYTES} bytes",
 }
-# Field warnings: a bad value in an optional field drops that field; the row is sent.
+# Field warnings: a bad value in an optional field drops that field and the row is
+# sent without it (with `mapping.invalid_fields: reject`, they reject the row).
 WARNINGS: dict[str, str] = {
     "invalid_mobile": (
         "mobile is no phone number (North America: 10 digits; else +calling code, or a "
-        "number of mapping.phone_region); sent without it"
+        "number of mapping.phone_region)"
     ),
+    "invalid_hash": "a *sha256 user attribute is not 64 hex characters",
+    "invalid_ipaddress": "ipaddress is not an IPv4 or IPv6 address",
+    "invalid_device_id": "ios_advertising_id, android_advertising_id or ios_idfv is not a UUID",
+    "invalid_dob": "dob is not a date (years 1-9999), YYYY-MM-DD or YYYYMMDD",
+    "invalid_amount": "amount or margin is not a finite number",
+    "invalid_quantity": "quantity is not a non-negative whole number",
+    "invalid_currency": "currency is not a 3-letter ISO 4217 code",
 }
+# What each code means, for messages.
+HINTS: dict[str, str] = WARNINGS | REASONS  # REASONS last: its invalid_hash wins

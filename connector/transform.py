@@ -35,6 +35,7 @@ from connector.spec import (
     RELAXED_IDENTITIES,
     RTID_INTEGRATION,
     RTID_INTEGRATION_KEY,
+    WARNINGS,
     Attribute,
     Kind,
     Place,
@@ -88,6 +89,9 @@ IPV6 = (
 )
 _TIMESTAMP_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M%:z")
 _TIMESTAMP_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
+# A rejected row's reason: the first of these that applies (field warnings reject
+# rows only with `mapping.invalid_fields: reject`).
+_CODES = tuple(dict.fromkeys((*REASONS, *WARNINGS)))
 _EVENT_COLUMNS = [a.column for a in ATTRIBUTES if a.place == Place.EVENT]
 # Years 1-9999 in UTC epoch ms: a timestamp or dob outside them (DuckDB's 'infinity'
 # included) has no ISO 8601 / YYYYMMDD form and is no time anything happened.
@@ -340,24 +344,56 @@ def _hash(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
 
 
 class _Outputs:
-    """Pass 3: payload values by `<place>.<key>` and the checks that reject rows."""
+    """Pass 3: payload values by `<place>.<key>`, the checks that reject rows and the
+    field warnings that drop a value (`drop`; else they reject the row too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, drop: bool) -> None:
+        self.drop = drop
         self.values: dict[str, pl.Expr] = {}
         self.checks: dict[str, list[pl.Expr]] = {}
-        self.warnings: dict[str, pl.Expr] = {}
+        self.warnings: dict[str, list[pl.Expr]] = {}
 
     def put(self, place: Place | str, key: str, value: pl.Expr) -> None:
         name = out_name(place, key)
         previous = self.values.get(name)
         self.values[name] = value if previous is None else pl.coalesce(previous, value)
 
+    def value(self, column: str) -> pl.Expr:
+        """What is sent for a canonical column (null where dropped)."""
+        attribute = BY_COLUMN[column]
+        assert attribute.place is not None
+        return self.values[out_name(attribute.place, attribute.key)]
+
     def reject(self, reason: str, condition: pl.Expr) -> None:
         self.checks.setdefault(reason, []).append(condition.fill_null(False))
 
-    def warn(self, reason: str, condition: pl.Expr) -> None:
-        """A field dropped where `condition` holds; the row is still sent."""
-        self.warnings[reason] = condition.fill_null(False)
+    def bad_field(self, code: str, condition: pl.Expr, value: pl.Expr) -> pl.Expr:
+        """`value`, left out where `condition` holds (a field warning), or kept for a
+        row that `mapping.invalid_fields: reject` rejects."""
+        condition = condition.fill_null(False)
+        (self.warnings if self.drop else self.checks).setdefault(code, []).append(condition)
+        return pl.when(~condition).then(value) if self.drop else value
+
+
+def _field_check(attribute: Attribute, value: pl.Expr) -> tuple[str, pl.Expr] | None:
+    """(warning code, bad) of an optional field whose bad value drops the field."""
+    column, kind = attribute.column, attribute.kind
+    codes = {
+        Kind.IP: "invalid_ipaddress",
+        Kind.CURRENCY: "invalid_currency",
+        Kind.DOB: "invalid_dob",
+        Kind.DECIMAL: "invalid_amount",
+        Kind.AMOUNT: "invalid_amount",
+        Kind.INTEGER: "invalid_quantity",
+    }
+    if kind == Kind.IP:
+        ip_ok = value.str.contains(IPV4) | value.str.contains(IPV6)
+        return codes[kind], value.is_not_null() & ~ip_ok
+    if kind == Kind.UUID:
+        return "invalid_device_id", value.is_not_null() & ~value.str.contains(UUID)
+    if kind in codes:
+        return codes[kind], _bad(column)
+    return None
 
 
 def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
@@ -375,11 +411,10 @@ def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
         out.reject("invalid_email", value.is_not_null() & ~is_hex & ~pl.col("_ok.email"))
     elif attribute.hashed_key:
         as_hash = value if kind == Kind.NAME else value.str.to_lowercase()  # names: already
-        plain = pl.when(~is_hex).then(value)
-        if kind == Kind.MOBILE:
+        plain: pl.Expr = pl.when(~is_hex).then(value)
+        if kind == Kind.MOBILE:  # a mobile that is no number has no hash either
             not_phone = value.is_not_null() & ~is_hex & pl.col("_nat.mobile").is_null()
-            out.warn("invalid_mobile", not_phone)
-            plain = pl.when(~not_phone).then(plain)
+            plain = out.bad_field("invalid_mobile", not_phone, plain)
         if column in hashed:
             hashed_value = pl.when(is_hex).then(as_hash).otherwise(pl.col(f"_h.{column}"))
             if attribute.plus4_key:
@@ -389,28 +424,19 @@ def _place(attribute: Attribute, hashed: set[str], out: _Outputs) -> None:
             out.put(place, attribute.key, plain)
         out.put(place, attribute.hashed_key, hashed_value)
     elif kind == Kind.PREHASHED:
+        not_hex = value.is_not_null() & ~is_hex
+        if place == Place.IDENTITY:
+            out.reject("invalid_hash", not_hex)
+        else:
+            out.bad_field("invalid_hash", not_hex, value)
         out.put(place, attribute.key, pl.when(is_hex).then(value))
-        out.reject("invalid_hash", value.is_not_null() & ~is_hex)
-    elif kind == Kind.UUID:
-        out.put(place, attribute.key, value)
-        out.reject("invalid_device_id", value.is_not_null() & ~value.str.contains(UUID))
     else:
-        out.put(place, attribute.key, value)
+        check = _field_check(attribute, value)
+        out.put(place, attribute.key, value if check is None else out.bad_field(*check, value))
         if column == "rtid":
             out.put(Place.INTEGRATION, f"{RTID_INTEGRATION}.{RTID_INTEGRATION_KEY}", value)
-    if kind == Kind.IP:
-        ip_ok = value.str.contains(IPV4) | value.str.contains(IPV6)
-        out.reject("invalid_ipaddress", value.is_not_null() & ~ip_ok)
-    elif kind == Kind.CURRENCY:
-        out.reject("invalid_currency", _bad(column))
-    elif kind == Kind.DOB:
-        out.reject("invalid_dob", _bad(column))
-    elif kind in (Kind.DECIMAL, Kind.AMOUNT):
-        out.reject("invalid_amount", _bad(column))
-        if kind == Kind.AMOUNT:
-            out.reject("negative_amount", value < 0)
-    elif kind == Kind.INTEGER:
-        out.reject("invalid_quantity", _bad(column))
+        if kind == Kind.AMOUNT:  # -inf is no amount (invalid_amount), not a refund
+            out.reject("negative_amount", (value < 0) & ~_bad(column))
 
 
 def unknown_columns(columns: list[str], policy: UnknownColumns) -> list[str]:
@@ -512,7 +538,7 @@ def transform(
     normalized = normalized.with_columns(message_id.alias("_message_id"))
 
     # Pass 2: place every value, then pick each row's reason.
-    out = _Outputs()
+    out = _Outputs(drop=mapping.invalid_fields == "drop")
     conversiontype = pl.coalesce(_n("conversiontype"), pl.lit(mapping.conversiontype, pl.String))
     for attribute in ATTRIBUTES:
         if attribute.column == "conversiontype":
@@ -529,7 +555,7 @@ def transform(
     if "email" not in hashed:
         identities.append(out.values[out_name(Place.IDENTITY, "email")])
     if not mapping.require_email:
-        identities += [_n(c) for c in RELAXED_IDENTITIES]
+        identities += [out.value(c) for c in RELAXED_IDENTITIES]
     out.reject("missing_confirmationref", ref.is_null())
     out.reject("missing_event_time", _n("event_time").is_null() & ~_bad("event_time"))
     out.reject("invalid_event_time", _bad("event_time"))
@@ -538,12 +564,10 @@ def transform(
     out.reject("missing_conversiontype", conversiontype.is_null())
     out.reject("missing_identity", pl.all_horizontal(e.is_null() for e in identities))
 
-    warned = [pl.when(c).then(pl.lit(code)) for code, c in out.warnings.items()]
-    warnings = (
-        pl.concat_str(warned, separator=",", ignore_nulls=True).replace("", None)
-        if len(warned) > 1
-        else warned[0]
-    )
+    warned = [pl.when(pl.any_horizontal(c)).then(pl.lit(code)) for code, c in out.warnings.items()]
+    warnings = pl.concat_str(
+        [pl.lit(None, pl.String), *warned], separator=",", ignore_nulls=True
+    ).replace("", None)
     result = normalized.select(
         (pl.int_range(1, pl.len() + 1, dtype=pl.Int64) if rows is None else pl.lit(rows))
         .cast(pl.Int64)
@@ -554,8 +578,8 @@ def transform(
         pl.col("_message_id"),
         pl.coalesce(pl.col("_h.email"), identity_other).alias("_identity_sha256"),
         conversiontype.alias("_conversiontype"),
-        _n("amount").cast(pl.Float64).alias("_amount"),
-        _n("currency").alias("_currency"),
+        out.value("amount").cast(pl.Float64).alias("_amount"),
+        out.value("currency").alias("_currency"),
         *(e.alias(name) for name, e in out.values.items()),
         *(pl.any_horizontal(c).alias(f"_check.{code}") for code, c in out.checks.items()),
     )
@@ -569,7 +593,7 @@ def transform(
     checks["attribute_value_too_long"] = too_long
     reason = pl.coalesce(
         pl.lit(None, pl.String),
-        *(pl.when(checks[code]).then(pl.lit(code)) for code in REASONS if code in checks),
+        *(pl.when(checks[code]).then(pl.lit(code)) for code in _CODES if code in checks),
     )
     return result.select(*META[:2], reason.alias("_reason"), *META[3:], *out.values)
 

@@ -12,7 +12,8 @@ renamed into place, so a half-written file is never left behind):
   warehouse's own column names (see ``ORDERS_DDL``).
 * ``export/orders.parquet`` - the same rows, columns and row order as a Parquet export.
 * ``warehouse.manifest.json`` - what was generated: total rows, duplicate copies, the
-  expected rejections by reason, the expected valid count and counts of every messy case.
+  expected rejections by reason, the field warnings, the expected valid count and counts
+  of every messy case.
   All counts are computed from the written data, not from the intended percentages.
 
 The data is dirty on purpose, the way real exports are:
@@ -21,9 +22,9 @@ The data is dirty on purpose, the way real exports are:
   already-SHA-256-hashed emails in lower- and uppercase hex, phone numbers in several
   formats, unicode and padded names, NULL order totals, lowercase / padded currency
   codes, timestamps as text in naive-UTC, ``Z`` and non-UTC-offset renderings);
-* rows that must be rejected, at most one defect per row: missing email
-  (``missing_identity``), not-an-email text (``invalid_email``), negative order total
-  (``negative_amount``) and unparseable currency (``invalid_currency``);
+* rows with one defect each: missing email (``missing_identity``), not-an-email text
+  (``invalid_email``) and negative order total (``negative_amount``) are rejected; an
+  unparseable currency (``invalid_currency``) is a field warning: sent without it;
 * exact duplicate copies of earlier clean rows, appended at the end of the table.
 
 Generation uses a single ``random.Random(seed)``, so the same arguments always produce the
@@ -697,7 +698,9 @@ def measure(frame: pl.DataFrame, *, seed: int, anchor: date) -> dict[str, Any]:
         raise AssertionError("duplicate order ids are not exact copies")
 
     firsts = row_flags.filter(pl.col("first"))
-    rejected = {r: int(firsts[r].sum()) for r in reasons}
+    # a bad currency is a field warning: the row is sent without it
+    rejected = {r: int(firsts[r].sum()) for r in reasons if r != "invalid_currency"}
+    warnings = {"invalid_currency": int(firsts["invalid_currency"].sum())}
 
     stats = frame.select(
         (~is_hashed & ~missing & ~invalid_email & (email != email_norm))
@@ -743,6 +746,7 @@ def measure(frame: pl.DataFrame, *, seed: int, anchor: date) -> dict[str, Any]:
         "seed": seed,
         "duplicates": duplicates,
         "rejected": rejected,
+        "warnings": warnings,
         "valid": rows - duplicates - sum(rejected.values()),
         "cases": cases,
     }
@@ -807,7 +811,11 @@ def build(out_dir: Path, rows: int, seed: int, anchor: date) -> dict[str, Any]:
     """Generate the warehouse into ``out_dir`` and return the manifest."""
     frame, intended = generate(rows, seed, anchor)
     manifest = measure(frame, seed=seed, anchor=anchor)
-    measured = {"duplicates": manifest["duplicates"], **manifest["rejected"]}
+    measured = {
+        "duplicates": manifest["duplicates"],
+        **manifest["rejected"],
+        **manifest["warnings"],
+    }
     if measured != intended:
         raise AssertionError(f"measured {measured} != intended {intended}")
     _write_outputs(frame, manifest, Path(out_dir))

@@ -3,7 +3,7 @@
 SELECT
     confirmationref, status, reason, http_status, attempts, run_id, request_id,
     event_time, conversiontype, amount, currency, first_seen_at, last_attempt_at,
-    accepted_at, transport, payload_sha256, identity_sha256, environment
+    accepted_at, transport, payload_sha256, identity_sha256, environment, warnings
 FROM ledger
 WHERE environment = $environment
   AND (len($statuses::VARCHAR[]) = 0 OR list_contains($statuses::VARCHAR[], status))

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     last_attempt_at  TIMESTAMPTZ,
     accepted_at      TIMESTAMPTZ,
     transport        VARCHAR,
+    warnings         VARCHAR,           -- field warnings of what was sent (fields left out)
     PRIMARY KEY (environment, confirmationref)
 );
 
@@ -52,8 +53,11 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at          TIMESTAMPTZ,
     rows_read            BIGINT DEFAULT 0,
     rows_rejected_local  BIGINT DEFAULT 0,
+    rows_rejected_known  BIGINT DEFAULT 0,  -- of those, rejected before as they are now
     rows_skipped_ledger  BIGINT DEFAULT 0,
+    changed_after_accept BIGINT DEFAULT 0,  -- of those, accepted with another payload
     rows_duplicate       BIGINT DEFAULT 0,
+    pending              BIGINT DEFAULT 0,  -- no answer when the run ended
     batches_sent         BIGINT DEFAULT 0,
     requests             BIGINT DEFAULT 0,
     accepted             BIGINT DEFAULT 0,
@@ -62,7 +66,9 @@ CREATE TABLE IF NOT EXISTS runs (
     retries              BIGINT DEFAULT 0,
     isolated             BIGINT DEFAULT 0,  -- batches resent alone to learn their fate
     duration_s           DOUBLE,
-    message              VARCHAR
+    message              VARCHAR,
+    warnings             VARCHAR,           -- JSON: rows sent without a field, by warning
+    rejected_by_reason   VARCHAR            -- JSON: rows rejected, by reason
 );
 
 -- What this ledger is: `schema_version` (for migrations) and the `environment`
@@ -83,4 +89,17 @@ CREATE TABLE IF NOT EXISTS backfill_windows (
     run_id        VARCHAR NOT NULL,  -- the run (runs.run_id) that finished it
     finished_at   TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (environment, window_since, window_until)
+);
+
+-- Every row rejected before sending, by a fingerprint of its content (the SHA-256 of
+-- its column names and values, so no value can be read back): a later run that
+-- rejects the same row for the same reason counts it as known (exit 0), rows
+-- without a confirmationref included.
+CREATE TABLE IF NOT EXISTS rejected_rows (
+    environment   VARCHAR NOT NULL,
+    row_sha256    VARCHAR NOT NULL,
+    reason        VARCHAR NOT NULL,
+    first_run_id  VARCHAR NOT NULL,
+    last_seen_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (environment, row_sha256)
 );

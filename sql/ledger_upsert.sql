@@ -4,12 +4,12 @@
 INSERT INTO ledger (
     environment, confirmationref, status, reason, http_status, attempts, run_id,
     request_id, payload_sha256, identity_sha256, conversiontype, amount, currency,
-    event_time, first_seen_at, last_attempt_at, accepted_at, transport
+    event_time, first_seen_at, last_attempt_at, accepted_at, transport, warnings
 )
 SELECT
     $environment, ref, status, reason, http_status, attempts, $run_id,
     request_id, payload_sha256, identity_sha256, conversiontype, amount, currency,
-    epoch_ms(event_ms)::TIMESTAMPTZ, $now, last_attempt_at, accepted_at, $transport
+    epoch_ms(event_ms)::TIMESTAMPTZ, $now, last_attempt_at, accepted_at, $transport, warnings
 FROM rows
 ON CONFLICT (environment, confirmationref) DO UPDATE SET
     status = excluded.status,
@@ -26,4 +26,5 @@ ON CONFLICT (environment, confirmationref) DO UPDATE SET
     event_time = excluded.event_time,
     last_attempt_at = coalesce(excluded.last_attempt_at, ledger.last_attempt_at),
     accepted_at = coalesce(ledger.accepted_at, excluded.accepted_at),
-    transport = excluded.transport;
+    transport = excluded.transport,
+    warnings = excluded.warnings;

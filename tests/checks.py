@@ -133,3 +133,20 @@ def assert_each_valid_conversion_once(
     limit = max_attempts * len(runs) * (2 if any(run.report["isolated"] for run in runs) else 1)
     assert max(row.attempts for ref, row in rows.items() if ref in accepted | rejected) <= limit
     assert 1 <= stats["max_receipts"] <= limit
+
+
+# Where each row a run reads ends up: exactly one of these counts of its report.
+OUTCOMES = (
+    "accepted",
+    "rejected",
+    "failed",
+    "pending",
+    "rows_rejected_local",
+    "rows_skipped_ledger",
+    "rows_duplicate",
+)
+
+
+def accounted(report: dict[str, Any]) -> int:
+    """The rows a run report accounts for (its `rows_read`, when it adds up)."""
+    return sum(int(report[k]) for k in OUTCOMES)

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from checks import accounted
 from conftest import SandboxProcess, cli, sync_config
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +55,8 @@ def test_sync_delivers_each_valid_conversion_once(
         0,
         "completed_with_rejections",
     )
+    assert report["rejected_by_reason"] == manifest["rejected"]
+    assert report["warnings"] == manifest["warnings"]
 
     stats = sandbox.stats()
     assert stats["batches"] == stats["unique_confirmationrefs"] == manifest["valid"]
@@ -64,7 +67,10 @@ def test_sync_delivers_each_valid_conversion_once(
     assert counts[("accepted", None)] == manifest["valid"]
     assert {r: n for (s, r), n in counts.items() if s == "rejected_local"} == manifest["rejected"]
 
-    code, again, _ = sync(config)  # nothing left to send
+    code, again, _ = sync(config)  # nothing left to send, no rejection it did not know
+    assert code == 0 and again["status"] == "succeeded"
+    rejected = sum(manifest["rejected"].values())
+    assert again["rows_rejected_known"] == again["rows_rejected_local"] == rejected
     assert (again["requests"], again["accepted"]) == (0, 0)
     assert again["rows_skipped_ledger"] == manifest["valid"]
     assert sandbox.stats()["requests"] == stats["requests"]
@@ -159,7 +165,9 @@ def test_sigkill_mid_sync_then_rerun_loses_nothing(
     assert 0 < delivered < manifest["valid"]
 
     code, report, _ = sync(config)
-    assert code == 1 and report["failed"] == 0
+    # the killed run's chunks had their rejections recorded: known now, not new
+    new_rejections = report["rows_rejected_local"] - report["rows_rejected_known"]
+    assert code == (1 if new_rejections else 0) and report["failed"] == 0
     stats = sandbox.stats()
     assert stats["unique_confirmationrefs"] == stats["batches"] == manifest["valid"]
     assert stats["duplicate_confirmationrefs"] == 0  # resends carry the same request ids
@@ -192,9 +200,13 @@ def test_a_signal_stops_gracefully_and_the_rerun_resends_nothing(
     assert 0 < report["accepted"] < manifest["valid"]
     ledger = tmp_path / "ledger.duckdb"
     assert ledger_refs(ledger, "accepted") == set(sandbox.accepted_refs())  # in flight settled
+    # the report adds up: rows recorded but never sent are `pending`, as in the ledger
+    assert report["pending"] == len(ledger_refs(ledger, "pending")) > 0
+    assert report["rows_read"] == accounted(report)
 
     code, rerun, _ = sync(config)
-    assert code == 1 and rerun["accepted"] == manifest["valid"] - report["accepted"]
+    assert rerun["accepted"] == manifest["valid"] - report["accepted"]
+    assert code == (1 if rerun["rows_rejected_local"] > rerun["rows_rejected_known"] else 0)
     stats = sandbox.stats()
     assert stats["unique_confirmationrefs"] == stats["batches"] == manifest["valid"]
     assert (stats["duplicate_confirmationrefs"], stats["resent"]) == (0, 0)

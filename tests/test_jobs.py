@@ -39,7 +39,8 @@ def test_sync_takes_a_path_or_a_config_and_returns_the_run_report(
         assert con.sql("SELECT count(*) FROM runs WHERE status <> 'running'").fetchall() == [(2,)]
 
     checked = connector.validate(path, since="2026-09-01", until="2026-11-02")
-    assert checked.valid == manifest["valid"] and checked.rows_read == manifest["rows"]
+    assert checked.rows_read == manifest["rows"] and checked.ledger is None  # read it
+    assert (checked.valid, checked.skipped) == (0, manifest["valid"])  # all sent already
 
 
 def test_failures_raise_connector_errors_with_exit_codes(

@@ -336,9 +336,16 @@ def test_the_in_memory_index_answers_each_lookup_as_the_ledger_file_does(
             answers.append((unique, ledger.lookup(unique)))
         assert ledger._index is not None
     for refs, known in answers:
+        accepted = pl.col("status") == "accepted"
         expected = (
             rows.filter(pl.col("ref").is_in(refs.implode()))
-            .with_columns(pl.when(pl.col("status") == "rejected").then(pl.col("payload_sha256")))
+            .with_columns(
+                pl.when(pl.col("status") == "rejected").then(pl.col("payload_sha256")),
+                pl.when(accepted)
+                .then(pl.col("payload_sha256").str.slice(0, 8).str.to_integer(base=16))
+                .cast(pl.UInt32)
+                .alias("payload_prefix"),
+            )
             .sort("ref")
         )
         assert_frame_equal(known.sort("ref"), expected)
@@ -358,15 +365,21 @@ def test_the_index_finds_refs_whose_first_hash_another_ref_shares() -> None:
             "k1": [k1["A"], k1["A"], k1["B"], k1["B"]],
             "k2": [twin["A"], k2["A"], k2["B"], twin["B"]],
             "status": ["pending", "accepted", "rejected", "failed"],
+            "payload_prefix": [None, 7, None, None],
         },
-        schema_overrides={"k1": pl.UInt64, "k2": pl.UInt64, "status": pl.Categorical},
+        schema_overrides={
+            "k1": pl.UInt64,
+            "k2": pl.UInt64,
+            "status": pl.Categorical,
+            "payload_prefix": pl.UInt32,
+        },
     ).sort("k1")
     rejected = pl.DataFrame(
         {"k1": [k1["B"]], "k2": [k2["B"]], "payload_sha256": ["p"]},
         schema_overrides={"k1": pl.UInt64, "k2": pl.UInt64},
     )
     found = RefIndex(known, rejected).lookup(con.cursor(), pl.Series(["A", "B", "C"]))
-    assert sorted(found.iter_rows()) == [("A", "accepted", None), ("B", "rejected", "p")]
+    assert sorted(found.iter_rows()) == [("A", "accepted", None, 7), ("B", "rejected", "p", None)]
 
 
 def test_a_failed_ledger_write_ends_the_run_with_a_clear_error_and_loses_nothing(

@@ -282,7 +282,7 @@ def test_an_old_schema_ledger_is_migrated_in_place(
     migrated = report(sync(config))
     assert (migrated["requests"], migrated["rows_skipped_ledger"]) == (0, ROWS)
     upgraded = meta(ledger)
-    assert upgraded["schema_version"] == "3" and upgraded["environment"] == "development"
+    assert upgraded["schema_version"] == "4" and upgraded["environment"] == "development"
     with duckdb.connect(str(ledger), read_only=True) as con:
         runs = con.sql("SELECT isolated FROM runs ORDER BY started_at").fetchall()
     assert runs == [(0,), (0,)]  # code before schema 3 never resent a batch alone

@@ -17,7 +17,7 @@ import pytest
 from connector.config import MappingConfig, UnknownColumns
 from connector.errors import SourceError
 from connector.payload import NS_REQUEST, encode
-from connector.spec import REASONS
+from connector.spec import REASONS, WARNINGS
 from connector.transform import NS_MESSAGE, WHITESPACE, split, transform
 
 
@@ -196,20 +196,8 @@ REJECTIONS = [
     ({"conversiontype": None}, "missing_conversiontype"),
     ({"email": "N/A"}, "invalid_email"),
     ({"email": None, "email_sha256": "abc123"}, "invalid_hash"),
-    ({"firstnamesha256": "zz" * 32}, "invalid_hash"),
     ({"email": "   "}, "missing_identity"),
-    ({"ipaddress": "999.1.1.1"}, "invalid_ipaddress"),
-    ({"ipaddress": "\u0661.\u0662.\u0663.\u0664"}, "invalid_ipaddress"),  # Arabic-Indic digits
-    ({"ios_idfv": "not-a-uuid"}, "invalid_device_id"),
-    ({"dob": "17/07/1990"}, "invalid_dob"),
-    ({"amount": "twelve"}, "invalid_amount"),
-    ({"margin": "NaN"}, "invalid_amount"),
     ({"amount": "-5.00"}, "negative_amount"),
-    ({"quantity": "1.5"}, "invalid_quantity"),
-    ({"quantity": "-1"}, "invalid_quantity"),
-    ({"currency": "US$"}, "invalid_currency"),
-    ({"currency": "u\u00df"}, "invalid_currency"),  # would upper-case to "USS"
-    ({"quantity": "\u0663"}, "invalid_quantity"),
     ({"x" * 257: "v"}, "attribute_name_too_long"),
     ({"productname": "p" * 4097}, "attribute_value_too_long"),
     ({"confirmationref": "r" * 4097}, "attribute_value_too_long"),
@@ -221,6 +209,46 @@ def test_each_defect_rejects_the_row_with_its_reason(change: dict[str, Any], rea
     out = run([{**ROW, **change}, {**ROW, "confirmationref": "fine"}])
     assert out["_reason"].to_list() == [None, reason]  # valid rows first, then rejected
     assert reason in REASONS
+
+
+# A bad optional field, and its warning.
+FIELD_DEFECTS = [
+    ({"firstnamesha256": "zz" * 32}, "invalid_hash"),
+    ({"ipaddress": "999.1.1.1"}, "invalid_ipaddress"),
+    ({"ipaddress": "\u0661.\u0662.\u0663.\u0664"}, "invalid_ipaddress"),  # Arabic-Indic
+    ({"ios_idfv": "not-a-uuid"}, "invalid_device_id"),
+    ({"dob": "17/07/1990"}, "invalid_dob"),
+    ({"amount": "twelve"}, "invalid_amount"),
+    ({"margin": "NaN"}, "invalid_amount"),
+    ({"quantity": "1.5"}, "invalid_quantity"),
+    ({"quantity": "-1"}, "invalid_quantity"),
+    ({"quantity": "\u0663"}, "invalid_quantity"),
+    ({"currency": "US$"}, "invalid_currency"),
+    ({"currency": "u\u00df"}, "invalid_currency"),  # would upper-case to "USS"
+    ({"mobile": "n/a"}, "invalid_mobile"),
+]
+
+
+@pytest.mark.parametrize(("change", "code"), FIELD_DEFECTS)
+def test_a_bad_optional_field_is_dropped_or_with_reject_rejects_the_row(
+    change: dict[str, Any], code: str
+) -> None:
+    """The row is sent with its warning, byte for byte as if the field were empty."""
+    bad = {**ROW, **change}
+    without = {k: v for k, v in bad.items() if k not in change}
+    out = run([bad, without])
+    assert out["_reason"].to_list() == [None, None]
+    assert out["_warnings"].to_list() == [code, None]
+    assert out["_body"][0] == out["_body"][1]
+    rejected = run([bad], MappingConfig(invalid_fields="reject"))
+    assert rejected["_reason"].to_list() == [code]
+    assert code in WARNINGS
+
+
+def test_a_dropped_device_id_that_was_the_only_identity_leaves_none() -> None:
+    row = {**ROW, "email": None, "rtid": None, "ios_idfv": "not-a-uuid"}
+    out = run([row], MappingConfig(require_email=False))
+    assert out["_reason"].to_list() == ["missing_identity"]
 
 
 def test_batch_too_large() -> None:

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from connector.config import MappingConfig
 from connector.digest import uuid5
 from connector.payload import encode
-from connector.spec import REASONS
+from connector.spec import HINTS
 from connector.transform import NS_MESSAGE, split, transform
 
 ENVIRONMENT = "development"
@@ -358,12 +358,21 @@ rows_strategy = st.integers(1, 20).flatmap(
 )
 
 
-def _run(rows: list[Row], mapping: MappingConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(encoded valid rows, rejected rows) of `rows`, all String columns."""
-    chunk = pl.DataFrame(
+# The oracles below judge each field of a row that is sent; with `invalid_fields:
+# reject` a bad field rejects its row, so none is left out unseen (the drop mode is
+# checked against this one in `test_dropping_a_field_is_rejecting_its_row_less_it`).
+REJECT = {"invalid_fields": "reject"}
+
+
+def _chunk(rows: list[Row]) -> pl.DataFrame:
+    return pl.DataFrame(
         {c: [r[c] for r in rows] for c in COLUMNS}, schema=dict.fromkeys(COLUMNS, pl.String)
     )
-    valid, rejected = split(transform(chunk, mapping, ENVIRONMENT))
+
+
+def _run(rows: list[Row], mapping: MappingConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(encoded valid rows, rejected rows) of `rows`, all String columns."""
+    valid, rejected = split(transform(_chunk(rows), mapping, ENVIRONMENT))
     return encode(valid, ENVIRONMENT), rejected
 
 
@@ -374,7 +383,7 @@ def _check_outcomes(rows: list[Row], encoded: pl.DataFrame, rejected: pl.DataFra
         range(1, len(rows) + 1)
     )
     for reason in rejected["_reason"].to_list() + encoded["_reason"].drop_nulls().to_list():
-        assert reason in REASONS, reason
+        assert reason in HINTS, reason
     for body, reason in encoded.select("_body", "_reason").iter_rows():
         assert isinstance(body, str)
         batch = _strict_json(body)
@@ -517,7 +526,7 @@ def _report(errors: list[str]) -> str:
 @settings(PROPERTY, max_examples=75)
 @given(rows=rows_strategy)
 def test_any_unicode_is_a_valid_batch_or_a_reason(rows: list[Row]) -> None:
-    mapping = MappingConfig()
+    mapping = MappingConfig(**REJECT)
     assert set(mapping.hash) == set(HASHED)
     encoded, rejected = _run(rows, mapping)
     _check_outcomes(rows, encoded, rejected)
@@ -534,10 +543,42 @@ def test_any_unicode_is_a_valid_batch_or_a_reason(rows: list[Row]) -> None:
     assert not errors, _report(errors)
 
 
+# The column of each field warning among COLUMNS.
+FIELD_OF = {
+    "invalid_mobile": "mobile",
+    "invalid_currency": "currency",
+    "invalid_amount": "amount",
+    "invalid_quantity": "quantity",
+    "invalid_ipaddress": "ipaddress",
+    "invalid_dob": "dob",
+}
+
+
+@settings(PROPERTY, max_examples=40)
+@given(rows=rows_strategy)
+def test_dropping_a_field_is_rejecting_its_row_less_it(rows: list[Row]) -> None:
+    """By default a bad optional field is left out and the row sent, carrying the
+    field's warning: byte for byte the batch of the same row with that field empty.
+    `invalid_fields: reject` rejects that row instead, with one of its codes."""
+    dropped, dropped_out = _run(rows, MappingConfig())
+    _, rejected = _run(rows, MappingConfig(**REJECT))
+    by_row = dict(rejected.select("_row", "_reason").iter_rows())
+    assert dict(dropped_out.select("_row", "_reason").iter_rows()).items() <= by_row.items()
+    sent = dropped.filter(pl.col("_reason").is_null())
+    for number, body, warned in sent.select("_row", "_body", "_warnings").iter_rows():
+        codes = set((warned or "").split(",")) - {""}
+        assert codes <= set(FIELD_OF), codes
+        assert by_row.get(number) in (codes or {None}), (number, by_row.get(number), codes)
+        if codes:
+            cleared = {**rows[number - 1], **{FIELD_OF[code]: None for code in codes}}
+            again, _ = _run([cleared], MappingConfig())
+            assert again["_body"].to_list() == [body]
+
+
 @settings(PROPERTY, max_examples=40)
 @given(rows=rows_strategy)
 def test_nothing_hashed_sends_plain_normalized_values(rows: list[Row]) -> None:
-    encoded, rejected = _run(rows, MappingConfig(hash=()))
+    encoded, rejected = _run(rows, MappingConfig(hash=(), **REJECT))
     _check_outcomes(rows, encoded, rejected)
     errors: list[str] = []
     for row, _body, batch in _valid(encoded, rows):
@@ -564,7 +605,7 @@ def _number_frame(amounts: pl.Series, margins: pl.Series | None = None) -> pl.Da
 
 
 def _number_outcomes(frame: pl.DataFrame) -> dict[int, tuple[str | None, dict[str, Any]]]:
-    valid, rejected = split(transform(frame, MappingConfig(), ENVIRONMENT))
+    valid, rejected = split(transform(frame, MappingConfig(**REJECT), ENVIRONMENT))
     encoded = encode(valid, ENVIRONMENT)
     assert len(encoded) + len(rejected) == len(frame)
     outcomes: dict[int, tuple[str | None, dict[str, Any]]] = {
@@ -597,10 +638,11 @@ def test_float_amounts(pairs: list[tuple[float | None, float | None]]) -> None:
         reason, attributes = outcomes[i]
         where = f"row {i}: amount={amount!r} margin={margin!r}"
         finite = all(v is None or math.isfinite(v) for v in (amount, margin))
-        if not finite:
-            assert reason == "invalid_amount", where
-        elif amount is not None and amount < 0:
+        # a refund rejects the row before a bad field does (with REJECT: rejects it)
+        if amount is not None and math.isfinite(amount) and amount < 0:
             assert reason == "negative_amount", where
+        elif not finite:
+            assert reason == "invalid_amount", where
         else:
             assert reason is None, f"{where}: {reason}"
             for key, value in (("amount", amount), ("margin", margin)):
@@ -625,7 +667,7 @@ decimals = st.decimals(
 @given(values=st.lists(st.one_of(st.none(), decimals), min_size=1, max_size=20))
 def test_decimal_amounts(values: list[Decimal | None]) -> None:
     frame = _number_frame(pl.Series(values, dtype=pl.Decimal(20, 4)))
-    valid, rejected = split(transform(frame, MappingConfig(), ENVIRONMENT))
+    valid, rejected = split(transform(frame, MappingConfig(**REJECT), ENVIRONMENT))
     encoded = encode(valid, ENVIRONMENT)
     assert len(encoded) + len(rejected) == len(values)
     reasons = dict(rejected.select("_row", "_reason").iter_rows())
@@ -650,7 +692,8 @@ def test_decimal_amounts(values: list[Decimal | None]) -> None:
 
 
 def _one(mapping: MappingConfig | None = None, **values: Any) -> tuple[str | None, dict[str, Any]]:
-    """(reason, batch) of one row with valid required columns plus `values`."""
+    """(reason, batch) of one row with valid required columns plus `values` (a bad
+    optional field rejects the row by default: `REJECT`)."""
     row = {
         "email": "buyer@example.com",
         "confirmationref": "ORD-1",
@@ -659,7 +702,7 @@ def _one(mapping: MappingConfig | None = None, **values: Any) -> tuple[str | Non
         **values,
     }
     chunk = pl.DataFrame({k: [v] for k, v in row.items()}, schema=dict.fromkeys(row, pl.String))
-    valid, rejected = split(transform(chunk, mapping or MappingConfig(), ENVIRONMENT))
+    valid, rejected = split(transform(chunk, mapping or MappingConfig(**REJECT), ENVIRONMENT))
     if len(rejected):
         return rejected["_reason"][0], {}
     return None, _strict_json(encode(valid, ENVIRONMENT)["_body"][0])

@@ -61,7 +61,6 @@ def build(directory: Path, rows: int) -> Path:
     config = {
         "source": {"database": "bench.duckdb", "query": "query.sql", "chunk_rows": 100_000},
         "destination": {"base_url": "http://127.0.0.1:9", "api_key": "k", "api_secret": "s"},
-        "mapping": {"hash": ["email", "firstname", "lastname", "mobile"]},
         "sync": {"max_event_age": "90d"},  # the rows span two months before UNTIL
     }
     path = directory / "config.yaml"

@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -80,7 +81,7 @@ def _error(message: str) -> None:
     if _log_format == LogFormat.JSON:
         logs.event("error", logging.ERROR, message=message)
     else:
-        stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
 
 
 def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:

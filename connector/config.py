@@ -199,6 +199,9 @@ class MappingConfig(_Strict):
     phone_region: str = "US"  # where a mobile without a country calling code is from
     # a bad value in an optional field (spec.WARNINGS): drop the field, or reject the row
     invalid_fields: Literal["drop", "reject"] = "drop"
+    # columns sent as plain text on purpose: plain PII columns left out of `hash`, and
+    # extra columns whose values look like email addresses or phone numbers (`pii`)
+    allow_plain: tuple[str, ...] = ()
 
     @field_validator("phone_region")
     @classmethod
@@ -223,6 +226,43 @@ class MappingConfig(_Strict):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("allow_plain")
+    @classmethod
+    def _plain_names(cls, columns: tuple[str, ...]) -> tuple[str, ...]:
+        from connector.spec import BY_COLUMN, PLAIN_PII
+
+        names = tuple(dict.fromkeys(c.strip().lower() for c in columns))  # as the query's
+        if "" in names:
+            raise ValueError("holds an empty column name")
+        never = [n for n in names if n in BY_COLUMN and n not in PLAIN_PII]
+        if never:
+            raise ValueError(
+                f"{_clip(', '.join(never))}: canonical columns that are never refused as "
+                f"plain PII; list only {', '.join(PLAIN_PII)} or extra columns"
+            )
+        return names
+
+    @model_validator(mode="after")
+    def _no_plain_pii(self) -> MappingConfig:
+        from connector.spec import PLAIN_PII
+
+        both = [c for c in self.allow_plain if c in self.hash]
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} is listed under both mapping.hash and "
+                "mapping.allow_plain; remove it from one of them"
+            )
+        plain = [c for c in PLAIN_PII if c not in self.hash and c not in self.allow_plain]
+        if plain:
+            them = "it" if len(plain) == 1 else "them"
+            raise ValueError(
+                f"{', '.join(plain)} would be sent as plain text (not in mapping.hash): add "
+                f"{them} to mapping.hash (a column the query does not return costs nothing), "
+                f"or, to send {them} as is, list {them} under mapping.allow_plain: "
+                f"[{', '.join(plain)}]"
+            )
+        return self
 
 
 class SyncConfig(_Strict):

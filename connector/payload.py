@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from connector.digest import sha256, uuid5
+from connector.pii import plain_outputs
 from connector.spec import (
     ATTRIBUTES,
     BY_COLUMN,
@@ -61,7 +62,7 @@ class _Value:
 def _value(column: pl.Series, redact: bool) -> _Value:
     col = pl.col(column.name)
     solid = column.null_count() == 0
-    if redact and column.name in _PLAIN_PII_OUTPUTS:
+    if redact:
         return _Value(pl.when(col.is_not_null()).then(pl.lit(REDACTED)), True, solid)
     if column.dtype == pl.String:
         if column.name not in _HEX_OUTPUTS and column.str.contains(_NEEDS_ESCAPE).any():
@@ -118,15 +119,17 @@ def _batch_json(frame: pl.DataFrame, environment: str, redact: bool) -> pl.DataF
     """
     places: dict[str, list[tuple[str, _Value]]] = {}
     integration: dict[str, list[tuple[str, _Value]]] = {}
+    hidden = _PLAIN_PII_OUTPUTS | plain_outputs(frame) if redact else set()
     for name in frame.columns:
         if name.startswith("_") or frame[name].null_count() == frame.height:
             continue  # an all-null column adds nothing to any batch
         place, key = name.split(".", 1)
+        value = _value(frame[name], name in hidden)
         if place == Place.INTEGRATION:
             integration_id, key = key.split(".", 1)
-            integration.setdefault(integration_id, []).append((key, _value(frame[name], redact)))
+            integration.setdefault(integration_id, []).append((key, value))
         else:
-            places.setdefault(place, []).append((key, _value(frame[name], redact)))
+            places.setdefault(place, []).append((key, value))
 
     objects = [Place.IDENTITY, Place.USER, Place.DEVICE]
     parts = frame.select(
@@ -180,7 +183,8 @@ def encode(frame: pl.DataFrame, environment: str, redact: bool = False) -> pl.Da
     `_payload_sha256` and `_request_id` (its `source_request_id`).
 
     A batch over 128 KB gets `_reason = batch_too_large`. With `redact`, plain-text
-    PII (fields not in `mapping.hash`) shows as "<redacted>", for printing.
+    PII (fields not in `mapping.hash`, extra columns in `mapping.allow_plain`) shows as
+    "<redacted>", for printing.
     """
     if frame.is_empty():
         return frame.with_columns(

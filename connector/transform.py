@@ -21,6 +21,7 @@ from functools import cache
 
 import polars as pl
 
+from connector import pii
 from connector.config import MappingConfig, UnknownColumns
 from connector.digest import sha256, uuid5
 from connector.errors import SourceError
@@ -493,6 +494,7 @@ def transform(
                 f"(e.g. CAST({name} AS VARCHAR) in the query)"
             )
     extra = unknown_columns(chunk.columns, mapping.unknown_columns)
+    plain = pii.guard(chunk, extra, mapping.allow_plain, rows)  # email or phone: refused
     hashed = set(mapping.hash)
     absent = [a.column for a in ATTRIBUTES if a.column not in schema]
 
@@ -595,7 +597,7 @@ def transform(
         pl.lit(None, pl.String),
         *(pl.when(checks[code]).then(pl.lit(code)) for code in _CODES if code in checks),
     )
-    return result.select(*META[:2], reason.alias("_reason"), *META[3:], *out.values)
+    return result.select(*META[:2], reason.alias("_reason"), *META[3:], *out.values, *plain)
 
 
 def warning_counts(frame: pl.DataFrame) -> dict[str, int]:

@@ -66,8 +66,9 @@ def test_show_prints_hashed_payloads_and_no_raw_pii(example_dir: Path) -> None:
     assert "missing_identity" in result.stdout and "nothing was sent" in result.stdout
     leaked = [v for v in raw_pii(example_dir) if v in result.stdout or v in result.stderr]
     assert leaked == []
-    # with names left unhashed, --show still prints no plain name
-    loaded = base_config(example_dir, mapping={"hash": ["email"]})
+    # with names left unhashed (allowed on purpose), --show still prints no plain name
+    plain = ["firstname", "lastname", "mobile", "zip"]
+    loaded = base_config(example_dir, mapping={"hash": ["email"], "allow_plain": plain})
     loaded["source"]["query"] = str(REPO / "sql" / "conversions.sql")
     result = cli(
         "validate", "--config", str(write_config(example_dir, loaded)), *WINDOW, "--show", "5"

@@ -17,7 +17,7 @@ import pytest
 from connector.config import MappingConfig, UnknownColumns
 from connector.errors import SourceError
 from connector.payload import NS_REQUEST, encode
-from connector.spec import REASONS, WARNINGS
+from connector.spec import PLAIN_PII, REASONS, WARNINGS
 from connector.transform import NS_MESSAGE, WHITESPACE, split, transform
 
 
@@ -112,7 +112,7 @@ def test_prehashed_email_passes_through_lowercased_never_rehashed() -> None:
 
 
 def test_unhashed_fields_are_sent_normalized() -> None:
-    mapping = MappingConfig(hash=("email",))
+    mapping = MappingConfig(hash=("email",), allow_plain=("firstname", "lastname", "mobile", "zip"))
     body = json.loads(run([ROW], mapping)["_body"][0])
     assert body["user_attributes"] == {
         "firstname": "john",
@@ -120,7 +120,7 @@ def test_unhashed_fields_are_sent_normalized() -> None:
         "mobile": "+1 (555) 123-4567",
         "zip": "98103",
     }
-    plain = json.loads(run([ROW], MappingConfig(hash=()))["_body"][0])
+    plain = json.loads(run([ROW], MappingConfig(hash=(), allow_plain=PLAIN_PII))["_body"][0])
     assert plain["user_identities"]["email"] == "john.doe@example.com"
     assert "other" not in plain["user_identities"]  # sent as itself, not also as a hash
 

@@ -526,7 +526,7 @@ def _report(errors: list[str]) -> str:
 @settings(PROPERTY, max_examples=75)
 @given(rows=rows_strategy)
 def test_any_unicode_is_a_valid_batch_or_a_reason(rows: list[Row]) -> None:
-    mapping = MappingConfig(**REJECT)
+    mapping = MappingConfig(allow_plain=(UNKNOWN,), **REJECT)  # any text, even an email
     assert set(mapping.hash) == set(HASHED)
     encoded, rejected = _run(rows, mapping)
     _check_outcomes(rows, encoded, rejected)
@@ -560,8 +560,8 @@ def test_dropping_a_field_is_rejecting_its_row_less_it(rows: list[Row]) -> None:
     """By default a bad optional field is left out and the row sent, carrying the
     field's warning: byte for byte the batch of the same row with that field empty.
     `invalid_fields: reject` rejects that row instead, with one of its codes."""
-    dropped, dropped_out = _run(rows, MappingConfig())
-    _, rejected = _run(rows, MappingConfig(**REJECT))
+    dropped, dropped_out = _run(rows, MappingConfig(allow_plain=(UNKNOWN,)))
+    _, rejected = _run(rows, MappingConfig(allow_plain=(UNKNOWN,), **REJECT))
     by_row = dict(rejected.select("_row", "_reason").iter_rows())
     assert dict(dropped_out.select("_row", "_reason").iter_rows()).items() <= by_row.items()
     sent = dropped.filter(pl.col("_reason").is_null())
@@ -571,14 +571,14 @@ def test_dropping_a_field_is_rejecting_its_row_less_it(rows: list[Row]) -> None:
         assert by_row.get(number) in (codes or {None}), (number, by_row.get(number), codes)
         if codes:
             cleared = {**rows[number - 1], **{FIELD_OF[code]: None for code in codes}}
-            again, _ = _run([cleared], MappingConfig())
+            again, _ = _run([cleared], MappingConfig(allow_plain=(UNKNOWN,)))
             assert again["_body"].to_list() == [body]
 
 
 @settings(PROPERTY, max_examples=40)
 @given(rows=rows_strategy)
 def test_nothing_hashed_sends_plain_normalized_values(rows: list[Row]) -> None:
-    encoded, rejected = _run(rows, MappingConfig(hash=(), **REJECT))
+    encoded, rejected = _run(rows, MappingConfig(hash=(), allow_plain=(*HASHED, UNKNOWN), **REJECT))
     _check_outcomes(rows, encoded, rejected)
     errors: list[str] = []
     for row, _body, batch in _valid(encoded, rows):
@@ -724,7 +724,7 @@ def test_upper_case_hex_zip_is_a_hash() -> None:
 
 
 def test_upper_case_hex_mobile_and_zip_unhashed_go_under_the_hashed_key() -> None:
-    _, batch = _one(MappingConfig(hash=()), mobile=UPPER_HEX, zip=UPPER_HEX)
+    _, batch = _one(MappingConfig(hash=(), allow_plain=HASHED), mobile=UPPER_HEX, zip=UPPER_HEX)
     assert batch["user_attributes"] == {
         "mobilesha256": UPPER_HEX.lower(),
         "billingzipsha256": UPPER_HEX.lower(),

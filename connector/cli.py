@@ -144,6 +144,13 @@ def _print_validation(report: ValidationReport, config_path: Path) -> None:
     for reason, count in sorted(report.warnings.items()):
         table.add_row(f"valid, field dropped: {reason}", str(count), WARNINGS[reason])
     stdout.print(table)
+    if report.no_event_time:
+        rows = "1 row has" if report.no_event_time == 1 else f"{report.no_event_time} rows have"
+        reasons = ", ".join(f"{r} {n}" for r, n in report.no_event_time_by_reason.items() if n)
+        stdout.print(
+            f"event time: {rows} none that parses ({reasons}); fix the query's formats",
+            highlight=False,
+        )
     if report.amounts:
         _print_amounts(report.amounts)
     if report.ledger:

@@ -276,6 +276,15 @@ class ValidationReport:
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
 
+    @property
+    def no_event_time_by_reason(self) -> dict[str, int]:
+        """Rows rejected for want of an event time that parses (the query's formats)."""
+        return {r: self.rejected[r] for r in ("invalid_event_time", "missing_event_time")}
+
+    @property
+    def no_event_time(self) -> int:
+        return sum(self.no_event_time_by_reason.values())
+
     def as_dict(self) -> dict[str, object]:
         return {
             "since": self.since.isoformat(),
@@ -288,6 +297,7 @@ class ValidationReport:
             "changed_examples": self.changed_examples,
             "rejected": self.rows_rejected,
             "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "no_event_time": self.no_event_time,
             "rejected_examples": self.rejected_examples,
             "warnings": dict(sorted(self.warnings.items())),
             "requests": self.requests,

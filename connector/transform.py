@@ -254,7 +254,9 @@ def _parse_dob(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
 
 
 def _parse_timestamp(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
-    """(UTC epoch ms, bad). Aware values convert to UTC; naive ones are UTC."""
+    """(UTC epoch ms, bad). Aware values convert to UTC; naive ones are UTC. Offsets:
+    `Z`, `+hh:mm`, `+hhmm` and `+hh` after a time (DuckDB and Postgres render a
+    TIMESTAMPTZ as text `2026-11-10 14:03:22+00`)."""
     col = pl.col(column)
     if isinstance(dtype, pl.Datetime):
         utc = col.dt.convert_time_zone("UTC") if dtype.time_zone else col
@@ -266,11 +268,13 @@ def _parse_timestamp(column: str, dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]
             f"column event_time has type {dtype}; return a TIMESTAMP, TIMESTAMPTZ, DATE or "
             "ISO 8601 text (for epoch numbers use to_timestamp(x) or epoch_ms(x) in the SQL)"
         )
+    # the forms the formats read: a `T` after the date, `+00:00` for `Z`, `+hh:00` for
+    # `+hh` after a time (`%:z` reads `+hhmm` as it is)
     text = (
         _text(column)
         .str.replace(r"^([0-9]{4}-[0-9][0-9]-[0-9][0-9])[ T]", "${1}T")
         .str.replace(r"[Zz]$", "+00:00")
-        .str.replace(r"([+-][0-9][0-9])([0-9][0-9])$", "${1}:${2}")
+        .str.replace(r"(:[0-9][0-9](?:\.[0-9]+)?[+-][0-9][0-9])$", "${1}:00")
     )
     parsed = pl.coalesce(
         *(text.str.to_datetime(f, strict=False, time_unit="ms") for f in _TIMESTAMP_AWARE),

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -154,6 +155,13 @@ def test_blank_values_are_omitted_and_numbers_keep_their_type() -> None:
         ("2026-11-10T14:03:22.250Z", 1794319402250),
         ("2026-11-10T09:03:22-05:00", 1794319402000),
         ("2026-11-10T09:03:22-0500", 1794319402000),
+        ("2026-11-10T09:03:22.250-0500", 1794319402250),
+        ("2026-11-10T09:03-0500", 1794319380000),
+        ("2026-11-10T09:03:22-05", 1794319402000),  # ISO 8601 allows an offset in hours
+        ("2026-11-10 09:03-05", 1794319380000),
+        ("2026-11-10 14:03:22+00", 1794319402000),  # a TIMESTAMPTZ as DuckDB's text
+        ("2026-11-10 14:03:22.25+00", 1794319402250),
+        ("2026-11-10 19:33:22+05:30", 1794319402000),
         ("2026-11-10", 1794268800000),
         (datetime(2026, 11, 10, 14, 3, 22), 1794319402000),  # naive = UTC
         (datetime(2026, 11, 10, 15, 3, 22, tzinfo=ZoneInfo("Europe/Paris")), 1794319402000),
@@ -163,6 +171,33 @@ def test_blank_values_are_omitted_and_numbers_keep_their_type() -> None:
 def test_event_time_becomes_utc_epoch_ms(value: object, expected_ms: int) -> None:
     body = json.loads(run([{**ROW, "event_time": value}])["_body"][0])
     assert body["events"][0]["data"]["timestamp_unixtime_ms"] == expected_ms
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns"])
+def test_event_time_reads_duckdbs_text_of_a_timestamptz(zone: str) -> None:
+    """`CAST(ts AS VARCHAR)` in a DuckDB session: `+00`, `+05:30`, `-03:30`, and the
+    fractional second as DuckDB trims it."""
+    start = datetime(2026, 11, 1, 2, 30, tzinfo=UTC)  # St. John's leaves daylight time
+    instants = [start + timedelta(minutes=37 * i, microseconds=250_000 * i) for i in range(8)]
+    with duckdb.connect() as con:
+        con.execute(f"SET TimeZone = '{zone}'")
+        texts = [
+            text
+            for (text,) in con.sql(
+                "SELECT CAST(t AS VARCHAR) FROM (SELECT unnest($t::TIMESTAMPTZ[]) AS t)",
+                params={"t": instants},
+            ).fetchall()
+        ]
+    out = run([{**ROW, "confirmationref": f"R{i}", "event_time": t} for i, t in enumerate(texts)])
+    assert out["_reason"].to_list() == [None] * len(instants), texts
+    assert out["_event_ms"].to_list() == [int(t.timestamp() * 1000) for t in instants]
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-11-10T14:03:22+5", "2026-11-10T14:03:22+053", "2026-11-10-05", "14:03:22+05"]
+)
+def test_event_time_offsets_not_iso_8601_are_invalid(value: str) -> None:
+    assert run([{**ROW, "event_time": value}])["_reason"].to_list() == ["invalid_event_time"]
 
 
 def test_event_time_across_dst_changes() -> None:

@@ -276,8 +276,10 @@ def timestamps() -> st.SearchStrategy[str]:
     offsets = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
     aware = st.datetimes(timezones=offsets)
     naive = st.datetimes()
+    hours = st.integers(-23, 23).map(lambda h: timezone(timedelta(hours=h)))
     return st.one_of(
         aware.map(datetime.isoformat),
+        st.datetimes(timezones=hours).map(lambda d: d.isoformat(sep=" ")[:-3]),  # +hh
         naive.map(datetime.isoformat),
         naive.map(lambda d: d.isoformat(sep=" ")),
         naive.map(lambda d: d.isoformat(timespec="milliseconds") + "Z"),

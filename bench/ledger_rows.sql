@@ -1,6 +1,7 @@
 -- bench/ledger.py: $rows conversions straight into the ledger schema (sql/ledger.sql):
 -- refs ORD-0000000000.., 93% accepted, 3% rejected_local, 2% rejected, 1% failed,
--- 1% pending; payload_sha256 = sha256(i), so the benchmark can recompute it.
+-- 1% pending; payload_sha256 = sha256(i), so the benchmark can recompute it; one
+-- accepted conversion in 20 was sent without its mobile (a field warning).
 INSERT INTO ledger
 SELECT
     $environment,
@@ -25,5 +26,7 @@ SELECT
     TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds(i * 3 + 60),
     TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds(i * 3 + 61),
     CASE WHEN i % 100 < 93 THEN TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds(i * 3 + 61) END,
-    'events_api'
+    'events_api',
+    CASE WHEN i % 100 < 93 AND i % 20 = 0 THEN 'invalid_mobile' END,
+    ('0x' || left(sha256(i::VARCHAR), 8))::UINTEGER
 FROM range($rows) AS r(i);

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     accepted_at      TIMESTAMPTZ,
     transport        VARCHAR,
     warnings         VARCHAR,           -- field warnings of what was sent (fields left out)
+    payload_prefix   UINTEGER,          -- payload_sha256's first 32 bits (for a run's index)
     PRIMARY KEY (environment, confirmationref)
 );
 

@@ -6,7 +6,6 @@ SELECT
     hash(confirmationref) AS k1,
     hash('#' || confirmationref) AS k2,
     status,
-    CASE WHEN status = 'accepted' THEN ('0x' || payload_sha256[1:8])::UINTEGER END
-        AS payload_prefix
+    CASE WHEN status = 'accepted' THEN payload_prefix END AS payload_prefix
 FROM ledger
 WHERE environment = $environment;

@@ -5,7 +5,6 @@ SELECT
     l.confirmationref AS ref,
     l.status,
     CASE WHEN l.status = 'rejected' THEN l.payload_sha256 END AS payload_sha256,
-    CASE WHEN l.status = 'accepted' THEN ('0x' || l.payload_sha256[1:8])::UINTEGER END
-        AS payload_prefix
+    CASE WHEN l.status = 'accepted' THEN l.payload_prefix END AS payload_prefix
 FROM ledger l SEMI JOIN chunk_refs c ON l.confirmationref = c.ref
 WHERE l.environment = $environment;

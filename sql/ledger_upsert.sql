@@ -4,12 +4,14 @@
 INSERT INTO ledger (
     environment, confirmationref, status, reason, http_status, attempts, run_id,
     request_id, payload_sha256, identity_sha256, conversiontype, amount, currency,
-    event_time, first_seen_at, last_attempt_at, accepted_at, transport, warnings
+    event_time, first_seen_at, last_attempt_at, accepted_at, transport, warnings,
+    payload_prefix
 )
 SELECT
     $environment, ref, status, reason, http_status, attempts, $run_id,
     request_id, payload_sha256, identity_sha256, conversiontype, amount, currency,
-    epoch_ms(event_ms)::TIMESTAMPTZ, $now, last_attempt_at, accepted_at, $transport, warnings
+    epoch_ms(event_ms)::TIMESTAMPTZ, $now, last_attempt_at, accepted_at, $transport, warnings,
+    ('0x' || left(payload_sha256, 8))::UINTEGER
 FROM rows
 ON CONFLICT (environment, confirmationref) DO UPDATE SET
     status = excluded.status,
@@ -19,6 +21,7 @@ ON CONFLICT (environment, confirmationref) DO UPDATE SET
     run_id = excluded.run_id,
     request_id = coalesce(excluded.request_id, ledger.request_id),
     payload_sha256 = coalesce(excluded.payload_sha256, ledger.payload_sha256),
+    payload_prefix = coalesce(excluded.payload_prefix, ledger.payload_prefix),
     identity_sha256 = coalesce(excluded.identity_sha256, ledger.identity_sha256),
     conversiontype = excluded.conversiontype,
     amount = excluded.amount,

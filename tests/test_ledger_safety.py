@@ -269,6 +269,19 @@ def test_a_damaged_or_foreign_ledger_stops_the_run_and_sends_nothing(
     assert ledger.read_bytes() == before  # left as it was, for the user to inspect
 
 
+# The columns schema 4 added.
+NEW_IN_4 = {
+    "runs": (
+        "rows_rejected_known",
+        "changed_after_accept",
+        "pending",
+        "warnings",
+        "rejected_by_reason",
+    ),
+    "ledger": ("warnings", "payload_prefix"),
+}
+
+
 def test_an_old_schema_ledger_is_migrated_in_place(
     tmp_path: Path, sandbox_factory: StartSandbox
 ) -> None:
@@ -276,6 +289,11 @@ def test_an_old_schema_ledger_is_migrated_in_place(
     with duckdb.connect(str(ledger)) as con:  # what rokt-connector with schema 1 left
         con.execute("DELETE FROM ledger_meta WHERE key = 'ledger_id'")
         con.execute("ALTER TABLE runs DROP COLUMN isolated")
+        for column in NEW_IN_4["runs"]:
+            con.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+        for column in NEW_IN_4["ledger"]:
+            con.execute(f"ALTER TABLE ledger DROP COLUMN {column}")
+        con.execute("DROP TABLE rejected_rows")
         con.execute("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")
     ledger.with_name("ledger.duckdb.marker.json").unlink()
 
@@ -285,7 +303,12 @@ def test_an_old_schema_ledger_is_migrated_in_place(
     assert upgraded["schema_version"] == "4" and upgraded["environment"] == "development"
     with duckdb.connect(str(ledger), read_only=True) as con:
         runs = con.sql("SELECT isolated FROM runs ORDER BY started_at").fetchall()
+        prefixed = con.sql(  # schema 4 copies the payload hash's first bits for the index
+            "SELECT count(*) FROM ledger "
+            "WHERE payload_prefix = ('0x' || left(payload_sha256, 8))::UINTEGER"
+        ).fetchall()
     assert runs == [(0,), (0,)]  # code before schema 3 never resent a batch alone
+    assert prefixed == [(ROWS,)]
     assert len(upgraded["ledger_id"]) == 36
     assert marker(ledger)["ledger_id"] == upgraded["ledger_id"]
     assert sandbox.stats()["batches"] == ROWS

@@ -37,9 +37,21 @@ def level(status: str) -> int:
 
 
 def _plain(value: object) -> object:
+    """A field as JSON has it (counts by code stay an object)."""
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
-    return value if value is None or isinstance(value, bool | int | float) else str(value)
+    if value is None or isinstance(value, bool | int | float | dict | list):
+        return value
+    return str(value)
+
+
+def _text(value: object) -> object:
+    """A field on a text line: JSON where it has spaces or structure."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return (
+        json.dumps(value, ensure_ascii=False) if isinstance(value, str) and " " in value else value
+    )
 
 
 class _Formatter(logging.Formatter):
@@ -57,11 +69,7 @@ class _Formatter(logging.Formatter):
         }
         if self._json:
             return json.dumps(head | fields, ensure_ascii=False)
-        pairs = (
-            f"{key}={json.dumps(value) if isinstance(value, str) and ' ' in value else value}"
-            for key, value in fields.items()
-            if value is not None
-        )
+        pairs = (f"{key}={_text(value)}" for key, value in fields.items() if value is not None)
         return " ".join([*head.values(), *pairs])
 
 

@@ -49,6 +49,7 @@ def test_json_logs_on_stderr_and_one_report_on_stdout(
     assert finished["level"] == "warning"  # rows were rejected
     for key in ("status", "rows_read", "accepted", "rows_rejected_local", "batches_sent"):
         assert finished[key] == report[key]
+    assert finished["rejected_by_reason"] == report["rejected_by_reason"] == manifest["rejected"]
     assert finished["accepted"] == manifest["valid"]
     output = result.stdout + result.stderr
     assert not [value for value in raw_pii(example_dir) if value in output]
@@ -69,6 +70,8 @@ def test_text_logs_are_the_default(
     ]
     assert f"run_id={report['run_id']}" in lines[1]
     assert f"accepted={report['accepted']}" in lines[1]
+    reasons = json.dumps(report["rejected_by_reason"], separators=(",", ":"))
+    assert f"rejected_by_reason={reasons}" in lines[1]
 
 
 def test_errors_are_json_events_too_and_carry_no_secret(

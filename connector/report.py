@@ -80,6 +80,7 @@ def _exit_code(status: str) -> int:
     return codes.get(status, EXIT_ROWS_NOT_ACCEPTED)
 
 
+_BY_CODE = ("warnings", "rejected_by_reason")  # a run's counts by code
 COUNTS = (
     "rows_read",
     "rows_rejected_local",
@@ -191,7 +192,7 @@ class WindowReport:
         }
         if self.run is not None:
             run = self.run.as_dict()
-            window |= {k: run[k] for k in ("run_id", *COUNTS, "duration_s", "message")}
+            window |= {k: run[k] for k in ("run_id", *COUNTS, *_BY_CODE, "duration_s", "message")}
         return window
 
 
@@ -210,6 +211,10 @@ class BackfillReport:
 
     def total(self, count: str) -> int:
         return sum(int(getattr(w.run, count)) for w in self.windows if w.run is not None)
+
+    def counter(self, name: str) -> Counter[str]:
+        """`warnings` or `rejected_by_reason`, summed over the windows' runs."""
+        return sum((getattr(w.run, name) for w in self.windows if w.run), Counter[str]())
 
     @property
     def rows_done(self) -> int:
@@ -244,6 +249,7 @@ class BackfillReport:
             "windows_finished": sum(w.finished for w in self.windows) - statuses["skipped"],
             "windows_left": sum(not w.finished for w in self.windows),
             **{count: self.total(count) for count in COUNTS},
+            **{name: dict(self.counter(name).most_common()) for name in _BY_CODE},
             "duration_s": self.duration_s,
             "message": self.message,
             "windows": [w.as_dict() for w in self.windows],

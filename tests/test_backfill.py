@@ -74,6 +74,8 @@ def test_backfill_sends_every_window_and_a_rerun_skips_the_finished_ones(
     )
     assert report["accepted"] == manifest["valid"] and report["rows_read"] == manifest["rows"]
     assert [w["status"] for w in report["windows"]][:2] == ["succeeded", "succeeded"]  # empty
+    assert report["rejected_by_reason"] == manifest["rejected"]  # summed over the windows
+    assert report["warnings"] == manifest["warnings"]
     assert sum(w["accepted"] for w in report["windows"]) == manifest["valid"]
     assert_each_valid_conversion_once(sandbox, ledger, manifest)
     assert len(finished_windows(ledger)) == 28

@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Exit 1 from validate/sync is expected: the example's dirty rows are rejected.
+# config.example.yaml reads its credentials from the environment: the sandbox's here.
+demo: export ROKT_API_KEY := sandbox-key
+demo: export ROKT_API_SECRET := sandbox-secret
 demo: $(STAMP)
 	$(BIN)/python examples/build_warehouse.py --out-dir examples
 	$(BIN)/rokt-connector validate --config config.example.yaml --show 1; \

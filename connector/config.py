@@ -134,7 +134,8 @@ class DestinationConfig(_Strict):
     base_url: str | None = None
     api_key: SecretStr
     api_secret: SecretStr | None = None
-    environment: Literal["development", "production"] = "development"
+    # Required, except for a loopback base_url (the local sandbox): then development.
+    environment: Literal["development", "production"]
     bulk: bool = True
     max_batches_per_second: float = Field(default=270, gt=0, le=100_000)
     concurrency: int = Field(default=8, ge=1, le=256)
@@ -142,6 +143,31 @@ class DestinationConfig(_Strict):
     max_attempts: int = Field(default=8, ge=1, le=100)
     retry_base_s: float = Field(default=0.5, ge=0, le=60)  # full-jitter backoff: first ceiling
     retry_max_s: float = Field(default=30, ge=0, le=600)  # and the largest
+
+    @model_validator(mode="before")
+    @classmethod
+    def _development_on_loopback(cls, data: Any) -> Any:
+        """An unset environment is development when base_url is a loopback host, else
+        an error (the pod's and the pixel's hosts are never loopback)."""
+        if not isinstance(data, dict) or data.get("environment") is not None:
+            return data
+        url = data.get("base_url")
+        try:
+            host = urlsplit(url).hostname if isinstance(url, str) else None
+        except ValueError:  # base_url's own check says what is wrong with it
+            host = None
+        return {**data, "environment": "development" if host and is_loopback_host(host) else None}
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_set(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError(
+                "not set: write `environment: production` (real conversions) or "
+                "`environment: development` (test data); only a loopback base_url (the "
+                "local sandbox) defaults to development"
+            )
+        return value
 
     @field_validator("base_url")
     @classmethod

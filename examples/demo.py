@@ -3,7 +3,8 @@
 Starts `rokt-connector sandbox` on a free loopback port, runs `rokt-connector sync
 --config config.example.yaml` against it with a fresh demo ledger
 (examples/demo-ledger.duckdb), prints the run report and the sandbox's stats, runs
-the sync once more to show that nothing is sent twice, and stops the sandbox.
+the sync once more to show that nothing is sent twice, and stops the sandbox. The
+sandbox's key and secret reach the config as ROKT_API_KEY / ROKT_API_SECRET.
 Exit code: the first sync's (1 is expected: the example's dirty rows are rejected).
 """
 
@@ -33,7 +34,13 @@ def main() -> int:
         line = sandbox.stdout.readline().strip()
         print(line, flush=True)
         url = line.removeprefix("sandbox listening on ")
-        env = {**os.environ, "ROKT_BASE_URL": url, "ROKT_LEDGER_PATH": str(LEDGER)}
+        env = {
+            **os.environ,
+            "ROKT_BASE_URL": url,
+            "ROKT_LEDGER_PATH": str(LEDGER),
+            "ROKT_API_KEY": "sandbox-key",  # what the sandbox accepts
+            "ROKT_API_SECRET": "sandbox-secret",
+        }
         sync = [sys.executable, "-m", "connector", "sync", "--config", "config.example.yaml"]
         print(f"\n$ rokt-connector sync --config config.example.yaml   # into {url}", flush=True)
         first = subprocess.run(sync, env=env, cwd=REPO, check=False)

@@ -107,7 +107,10 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
 
 
 def test_pixel_transport_needs_no_secret(tmp_path: Path) -> None:
-    config = base_config(tmp_path, destination={"transport": "pixel", "base_url": None})
+    config = base_config(
+        tmp_path,
+        destination={"transport": "pixel", "base_url": None, "environment": "production"},
+    )
     del config["destination"]["api_secret"]
     loaded = load_config(write_config(tmp_path, config))
     assert loaded.destination.root_url == "https://pixels.mparticle.com"
@@ -117,6 +120,8 @@ def test_pixel_transport_needs_no_secret(tmp_path: Path) -> None:
 
 
 def test_pod_picks_the_event_api_host(tmp_path: Path) -> None:
-    config = base_config(tmp_path, destination={"base_url": None, "pod": "EU1"})
+    config = base_config(
+        tmp_path, destination={"base_url": None, "pod": "EU1", "environment": "production"}
+    )
     loaded = load_config(write_config(tmp_path, config))
     assert loaded.destination.root_url == "https://s2s.eu1.mparticle.com"

@@ -546,7 +546,8 @@ def test_no_code_path_turns_verification_off() -> None:
     ],
 )
 def test_plain_http_only_for_loopback(tmp_path: Path, url: str, allowed: bool) -> None:
-    path = write_config(tmp_path, base_config(tmp_path, destination={"base_url": url}))
+    destination = {"base_url": url, "environment": "production"}
+    path = write_config(tmp_path, base_config(tmp_path, destination=destination))
     if allowed:
         assert load_config(path).destination.root_url == url.rstrip("/")
     else:

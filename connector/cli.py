@@ -338,21 +338,65 @@ def _print_json(document: object) -> None:
     sys.stdout.write(json.dumps(document, default=_json_value, ensure_ascii=False) + "\n")
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, short: bool = False) -> str:
+    """A value as text; a time to the millisecond, or `short`: to the second."""
     if value is None:
         return ""
     if isinstance(value, datetime):
+        if short:
+            return f"{value:%Y-%m-%d %H:%M:%S}"
         return value.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
-    """Rows (dicts with the same keys) as a table, one column per key."""
-    table = Table(title=title, title_justify="left", header_style="bold")
+def _say(text: str) -> None:
+    """A line of text, wrapped at words to the terminal's width."""
+    stdout.print(text, highlight=False, soft_wrap=False)
+
+
+def _new_table(title: str | None = None) -> Table:
+    """A table that fits 80 columns: no borders, a rule under the header, two spaces
+    between columns."""
+    return Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
+# A run's rows by outcome: table headers, and RunReport fields (the ledger's runs
+# columns). `rej. local`: by the connector's checks; `skipped`: the ledger had them.
+_ROW_COUNTS = {
+    "read": "rows_read",
+    "accepted": "accepted",
+    "rejected": "rejected",
+    "rej. local": "rows_rejected_local",
+    "skipped": "rows_skipped_ledger",
+    "failed": "failed",
+}
+
+
+def _table(
+    rows: list[dict[str, Any]], title: str | None = None, wrap: tuple[str, ...] = ()
+) -> Table:
+    """Rows (dicts with the same keys) as a table, one column per key. Only the
+    columns in `wrap` (free text) wrap; numbers are right-aligned; times (UTC) are
+    shown to the second."""
+    table = _new_table(title)
     for name in rows[0] if rows else []:
-        table.add_column(name, overflow="fold")
+        numbers = all(isinstance(row[name], int | float | None) for row in rows)
+        table.add_column(
+            name,
+            justify="right" if numbers else "left",
+            no_wrap=name not in wrap,
+            overflow="fold" if name in wrap else "ellipsis",
+        )
     for row in rows:
-        table.add_row(*(_cell(v) for v in row.values()))
+        table.add_row(*(_cell(v, short=True) for v in row.values()))
     return table
 
 
@@ -392,7 +436,17 @@ def ledger_show_command(
             if as_json:
                 _print_json({"identity_sha256": identity.strip().lower(), "conversions": found})
             elif found:
-                stdout.print(_table(found))
+                rows = [
+                    {
+                        "confirmationref": c["confirmationref"],
+                        "status": c["status"],
+                        "reason": c["reason"],
+                        "event time (UTC)": c["event_time"],
+                        "amount": " ".join(_cell(c[k]) for k in ("amount", "currency")).strip(),
+                    }
+                    for c in found
+                ]
+                stdout.print(_table(rows, wrap=("reason",)))
             if not found:
                 fail(f"no conversion in {audit.path} has identity_sha256 {identity}", 1)
             return
@@ -409,12 +463,13 @@ def ledger_show_command(
         _print_json(conversion)
         return
     history = conversion.pop("history")
-    stdout.print(
+    _say(
         f"[bold]{conversion['confirmationref']}[/]: [bold]{conversion['status']}[/]"
-        + (f" ({conversion['reason']})" if conversion["reason"] else ""),
-        highlight=False,
+        + (f" ({conversion['reason']})" if conversion["reason"] else "")
     )
-    details = Table(show_header=False, box=None)
+    details = Table(show_header=False, box=None, pad_edge=False, collapse_padding=True)
+    details.add_column(no_wrap=True)
+    details.add_column(overflow="fold")  # a hash (64) fits beside the longest key
     for key, value in conversion.items():
         if key not in ("confirmationref", "status", "reason"):
             details.add_row(key, _cell(value))
@@ -424,14 +479,14 @@ def ledger_show_command(
             {
                 "run": a["run_id"][:8],
                 "#": a["attempt"],
-                "time": a["attempted_at"],
+                "time (UTC)": a["attempted_at"],
                 "HTTP": a["http_status"] or a["error"],
                 "outcome": a["outcome"],
                 "message": a["message"],
             }
             for a in history
         ]
-        stdout.print(_table(attempts, title=f"{len(history)} attempt(s)"))
+        stdout.print(_table(attempts, f"{len(history)} attempt(s)", wrap=("message",)))
     else:
         stdout.print("no HTTP attempts (it was never sent)", highlight=False)
 
@@ -452,24 +507,37 @@ def ledger_summary_command(
     if as_json:
         _print_json(summary)
         return
-    stdout.print(
+    _say(
         f"Ledger {summary['ledger']} ({summary['environment']}): "
-        f"[bold]{summary['conversions']:,}[/] conversions",
-        highlight=False,
+        f"[bold]{summary['conversions']:,}[/] conversions"
     )
     sections = [
         ("by status", summary["by_status"]),
         ("not accepted, by reason", summary["by_reason"]),
         ("sent without a field, by warning", summary["by_warning"]),
         (f"by event day (UTC), latest {days}", summary["by_day"]),
-        (
-            f"runs, latest {len(summary['runs'])} of {summary['runs_total']}",
-            [run | {"run_id": run["run_id"][:8]} for run in summary["runs"]],
-        ),
     ]
     for title, rows in sections:
         if rows:
-            stdout.print(_table(rows, title=title))
+            stdout.print(_table(rows, title, wrap=("reason",)))
+    if summary["runs"]:
+        latest = [
+            {
+                "run": run["run_id"][:8],
+                "started (UTC)": run["started_at"],
+                "mode": run["mode"],
+                "status": run["status"],
+                "took": _duration(run["duration_s"]) if run["duration_s"] is not None else "",
+            }
+            for run in summary["runs"]
+        ]
+        stdout.print(_table(latest, f"runs, latest {len(latest)} of {summary['runs_total']}"))
+        columns = {**_ROW_COUNTS, "retries": "retries"}
+        counts = [
+            {"run": run["run_id"][:8]} | {name: run[count] for name, count in columns.items()}
+            for run in summary["runs"]
+        ]
+        stdout.print(_table(counts, "rows per run"))
 
 
 @ledger_app.command("export")
@@ -518,14 +586,14 @@ def ledger_reconcile_command(
     if as_json:
         _print_json(result)
         raise typer.Exit(code)
-    stdout.print(
+    _say(
         f"Reconciled [{start:%Y-%m-%dT%H:%M:%SZ}, {end:%Y-%m-%dT%H:%M:%SZ}): "
-        f"{result['source_rows']:,} source rows, {result['conversions']:,} conversions",
-        highlight=False,
+        f"{result['source_rows']:,} source rows, {result['conversions']:,} conversions"
     )
-    table = Table(header_style="bold")
-    for column in ("state", "conversions", "examples"):
-        table.add_column(column, overflow="fold")
+    table = _new_table()
+    table.add_column("state", no_wrap=True)
+    table.add_column("conversions", justify="right", no_wrap=True)
+    table.add_column("examples", overflow="fold")
     for state, count in result["by_state"].items():
         listed = [
             e["confirmationref"] + (f" ({e['reason']})" if e["reason"] else "")
@@ -536,34 +604,35 @@ def ledger_reconcile_command(
         table.add_row(state, f"{count:,}", ", ".join(listed))
     stdout.print(table)
     if result["rows_without_confirmationref"]:
-        stdout.print(
+        _say(
             f"{result['rows_without_confirmationref']:,} source rows have no confirmationref "
-            "(sync rejects them: missing_confirmationref)",
-            highlight=False,
+            "(sync rejects them: missing_confirmationref)"
         )
     if result["duplicate_rows"]:
-        stdout.print(
+        _say(
             f"{result['duplicate_rows']:,} source rows repeat a confirmationref (the first "
-            "row counts)",
-            highlight=False,
+            "row counts)"
         )
     if result["ledger_only"]:
         gone = ", ".join(
             f"{e['confirmationref']} ({e['status']})" for e in result["ledger_only_examples"]
         )
-        stdout.print(
+        _say(
             f"{result['ledger_only']:,} conversions of this window are in the ledger but no "
-            "longer in the source" + (f": {gone}" if gone else ""),
-            highlight=False,
+            "longer in the source" + (f": {gone}" if gone else "")
         )
     if code:
-        stdout.print(
+        _say(
             f"[bold]{result['undelivered']:,} conversion(s) not delivered[/] (missing, pending "
-            f"or failed): `rokt-connector sync --config {config} --since "
-            f"{start:%Y-%m-%dT%H:%M:%SZ} --until {end:%Y-%m-%dT%H:%M:%SZ}` sends them; "
-            "`rokt-connector ledger show REF` tells what happened to one",
-            highlight=False,
+            "or failed). This sends them:"
         )
+        stdout.print(  # one line, not wrapped: to copy
+            f"  rokt-connector sync --config {config} --since {start:%Y-%m-%dT%H:%M:%SZ} "
+            f"--until {end:%Y-%m-%dT%H:%M:%SZ}",
+            highlight=False,
+            markup=False,
+        )
+        _say("and `rokt-connector ledger show REF` tells what happened to one.")
     raise typer.Exit(code)
 
 
@@ -592,12 +661,11 @@ def _duration(seconds: float) -> str:
 
 
 def _print_plan(plan: BackfillPlan) -> None:
-    stdout.print(
+    _say(
         f"Backfill plan: [{plan.since:{_ISO}}, {plan.until:{_ISO}}) in {len(plan.windows)} "
-        f"windows of {_span(plan.window)}, as of {plan.now:{_ISO}}",
-        highlight=False,
+        f"windows of {_span(plan.window)}, as of {plan.now:{_ISO}}"
     )
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
+    table = _new_table()
     for column in ("since", "until", "rows", "too old", "batches", "time"):
         table.add_column(
             column, justify="left" if column in ("since", "until") else "right", no_wrap=True
@@ -612,45 +680,43 @@ def _print_plan(plan: BackfillPlan) -> None:
             table.add_row(since, until, *(f"{n:,}" for n in numbers), time_s)
     stdout.print(table)
     batches = plan.total("batches")
-    stdout.print(
+    _say(
         f"{len(plan.windows) - len(plan.to_run)} window(s) finished earlier are skipped. "
         f"To run: {plan.total('rows'):,} rows, at most {batches:,} batches, about "
-        f"{_duration(plan.estimated_s(batches))} at {plan.max_batches_per_second:,g} batches/s.",
-        highlight=False,
+        f"{_duration(plan.estimated_s(batches))} at {plan.max_batches_per_second:,g} batches/s."
     )
     if plan.total("too_old"):
-        stdout.print(
+        _say(
             f"{plan.total('too_old'):,} rows are before {plan.oldest_event:{_ISO}} "
-            f"and will be recorded as rejected_local, not sent: {REASONS['too_old']}.",
-            highlight=False,
+            f"and will be recorded as rejected_local, not sent: {REASONS['too_old']}."
         )
     stdout.print("Nothing was sent.")
 
 
 def _print_backfill(report: BackfillReport) -> None:
     document = report.as_dict()
-    stdout.print(
+    _say(
         f"backfill {report.backfill_id}: [bold]{report.status}[/] in {report.duration_s}s; "
         f"windows: {document['windows_finished']} finished now, {document['windows_skipped']} "
-        f"skipped (finished earlier), {document['windows_left']} left",
-        highlight=False,
+        f"skipped (finished earlier), {document['windows_left']} left"
     )
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold")
-    columns = {
-        "read": "rows_read",
-        "accepted": "accepted",
-        "rejected": "rejected",
-        "rej. locally": "rows_rejected_local",
-        "failed": "failed",
-    }
-    for column in ("since", "until", "status", *columns):
-        table.add_column(column, no_wrap=True)
-    for window in report.windows:
-        run = window.run
-        counts = [f"{getattr(run, c):,}" if run else "" for c in columns.values()]
-        table.add_row(_when(window.since), _when(window.until), window.status, *counts)
-    totals = (f"{report.total(c):,}" for c in columns.values())
-    table.add_row("total", "", "", *totals, style="bold")
+    windows = [
+        {
+            "since": _when(w.since),
+            "until": _when(w.until),
+            "status": w.status,
+            "run": w.run.run_id[:8] if w.run else "",
+        }
+        for w in report.windows
+    ]
+    stdout.print(_table(windows))
+    counts = [
+        {"since": _when(w.since)}
+        | {name: getattr(w.run, count) if w.run else None for name, count in _ROW_COUNTS.items()}
+        for w in report.windows
+    ]
+    table = _table(counts, "rows per window")
+    table.add_row("total", *(f"{report.total(c):,}" for c in _ROW_COUNTS.values()), style="bold")
     stdout.print(table)
 
 

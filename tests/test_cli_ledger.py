@@ -126,7 +126,7 @@ def test_show_lists_every_attempt_of_a_conversion_that_needed_retries(
     text = cli("ledger", "show", "--config", str(config), f"  {ref} ")  # trimmed like sync
     assert text.returncode == 0
     assert f"{ref}: accepted" in text.stdout
-    assert text.stdout.count(f"│ {report['run_id'][:8]} │") == attempts  # a line per attempt
+    assert text.stdout.count(f"\n{report['run_id'][:8]}  ") == attempts  # a line per attempt
     assert_no_leak(result.stdout + text.stdout + text.stderr, example_dir)
 
 
@@ -334,3 +334,90 @@ def test_reconcile_finds_a_conversion_deleted_from_the_ledger_and_one_that_faile
     shown = json.loads(cli("ledger", "show", "--config", str(config), failed, "--json").stdout)
     runs = [(a["outcome"], a["attempt"]) for a in shown["history"]]
     assert runs[-2:] == [("failed", 1), ("accepted", 1)]  # the failed run, then the good one
+
+
+def narrow(*args: str) -> list[str]:
+    """`rokt-connector ARGS` on an 80-column terminal: the lines of its stdout, each
+    at most 80 characters (but a command to copy, alone on its line)."""
+    result = cli(*args, env={"COLUMNS": "80"})
+    assert result.returncode in (0, 1), result.stderr
+    lines = result.stdout.splitlines()
+    too_long = [line for line in lines if len(line) > 80]
+    assert [line for line in too_long if not line.startswith("  rokt-connector ")] == []
+    return lines
+
+
+def one_line(lines: list[str], *values: object) -> str:
+    """The line holding `values` in this order, each unbroken, apart by whitespace."""
+    pattern = re.compile(
+        r"\s+".join(re.escape(f"{v:,}" if isinstance(v, int) else str(v)) for v in values)
+    )
+    found = [line for line in lines if pattern.search(line)]
+    assert len(found) == 1, (values, lines)
+    return found[0]
+
+
+def test_tables_fit_an_80_column_terminal(
+    tmp_path: Path, example_dir: Path, sandbox_factory: StartSandbox
+) -> None:
+    """backfill (its plan and report) and the ledger commands print tables whose lines
+    fit 80 columns, each run id (8 characters), count and hash whole on one line."""
+    sandbox = sandbox_factory("--reject-rate", "0.05", "--seed", "3")
+    config = str(sync_config(tmp_path, example_dir, sandbox.url))
+    days = ["--since", "2026-10-20", "--until", "2026-10-22", "--window", "12h"]
+    plan = json.loads(cli("backfill", "--config", config, *days, "--plan", "--json").stdout)
+    lines = narrow("backfill", "--config", config, *days, "--plan")
+    for window in plan["windows"]:
+        since, until = (
+            window[k][:16].replace("T", " ").removesuffix(" 00:00") for k in ("since", "until")
+        )
+        one_line(lines, since, until, window["rows"], window["too_old"], window["batches"])
+
+    lines = narrow("backfill", "--config", config, *days)
+    utc = "strftime(timezone('UTC', {}), '%Y-%m-%d %H:%M')"
+    runs = ledger_query(
+        Path(config),
+        f"SELECT run_id, status, {utc.format('window_since')}, {utc.format('window_until')}, "
+        "rows_read, accepted, rejected, rows_rejected_local, rows_skipped_ledger, failed "
+        "FROM runs",
+    )
+    assert len(runs) == 4 and sum(run[6] for run in runs) > 0  # some rejected
+    for run_id, status, since, until, *counts in runs:
+        since, until = since.removesuffix(" 00:00"), until.removesuffix(" 00:00")
+        one_line(lines, since, until, status, run_id[:8])
+        one_line(lines, since, *counts)
+
+    summary = json.loads(cli("ledger", "summary", "--config", config, "--json").stdout)
+    lines = narrow("ledger", "summary", "--config", config)
+    for run in summary["runs"]:
+        one_line(
+            lines,
+            run["run_id"][:8],
+            run["started_at"][:19].replace("T", " "),
+            run["mode"],
+            run["status"],
+        )
+        counts = ("rows_read", "accepted", "rejected", "rows_rejected_local", "rows_skipped_ledger")
+        one_line(lines, run["run_id"][:8], *(run[c] for c in counts), run["failed"], run["retries"])
+    for row in summary["by_day"]:
+        one_line(lines, row["event_day"], row["accepted"])
+
+    ((ref, identity),) = ledger_query(
+        Path(config),
+        "SELECT confirmationref, identity_sha256 FROM ledger "
+        "WHERE status = 'rejected' ORDER BY 1 LIMIT 1",
+    )
+    shown = json.loads(cli("ledger", "show", "--config", config, ref, "--json").stdout)
+    lines = narrow("ledger", "show", "--config", config, ref)
+    one_line(lines, "payload_sha256", shown["payload_sha256"])
+    one_line(lines, "identity_sha256", identity)
+    one_line(lines, shown["history"][0]["run_id"][:8], 1)
+    one_line(lines, f"{ref}: rejected")  # the header
+    lines = narrow("ledger", "show", "--config", config, "--identity", identity)
+    one_line(lines, ref, "rejected")
+
+    week = ["--since", "2026-10-18", "--until", "2026-10-23"]
+    result = json.loads(cli("ledger", "reconcile", "--config", config, *week, "--json").stdout)
+    lines = narrow("ledger", "reconcile", "--config", config, *week)
+    for state, count in result["by_state"].items():
+        one_line(lines, state, count)

@@ -108,9 +108,9 @@ def _clip(text: str, most: int = 60) -> str:
 
 
 def _print_amounts(amounts: list[dict[str, object]]) -> None:
-    table = Table(title="amount per currency (valid rows)", title_justify="left")
+    table = _new_table("amount per currency (valid rows)")
     for name in ("currency", "rows", "min", "median", "max"):
-        table.add_column(name, justify="left" if name == "currency" else "right")
+        table.add_column(name, justify="left" if name == "currency" else "right", no_wrap=True)
     for row in amounts:
         table.add_row(*(_cell("-" if v is None else v) for v in row.values()))
     stdout.print(table)
@@ -122,10 +122,10 @@ def _print_validation(report: ValidationReport, config_path: Path) -> None:
         f"{report.until:%Y-%m-%dT%H:%M:%SZ})",
         highlight=False,
     )
-    table = Table(show_header=True, header_style="bold")
-    table.add_column("rows")
-    table.add_column("count", justify="right")
-    table.add_column("what to do / examples")
+    table = _new_table()
+    table.add_column("rows", no_wrap=True)
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("what to do / examples", overflow="fold")
     table.add_row("read", str(report.rows_read), "")
     table.add_row("valid (would be sent)", str(report.valid), "")
     table.add_row("duplicate confirmationref", str(report.duplicates), "the first row wins")
@@ -147,18 +147,12 @@ def _print_validation(report: ValidationReport, config_path: Path) -> None:
     if report.no_event_time:
         rows = "1 row has" if report.no_event_time == 1 else f"{report.no_event_time} rows have"
         reasons = ", ".join(f"{r} {n}" for r, n in report.no_event_time_by_reason.items() if n)
-        stdout.print(
-            f"event time: {rows} none that parses ({reasons}); fix the query's formats",
-            highlight=False,
-        )
+        _say(f"event time: {rows} none that parses ({reasons}); fix the query's formats")
     if report.amounts:
         _print_amounts(report.amounts)
     if report.ledger:
-        stdout.print(f"ledger not read: {report.ledger}", highlight=False)
-    stdout.print(
-        f"{report.requests} request(s), {report.request_bytes:,} bytes; nothing was sent.",
-        highlight=False,
-    )
+        _say(f"ledger not read: {report.ledger}")
+    _say(f"{report.requests} request(s), {report.request_bytes:,} bytes; nothing was sent.")
     for i, body in enumerate(report.payloads, 1):
         stdout.print(f"\n[bold]payload {i}[/] (plain-text PII redacted):")
         stdout.print_json(body)
@@ -244,7 +238,10 @@ def _print_run(report: RunReport) -> None:
         f"run {report.run_id} ({report.mode}): [bold]{report.status}[/] in {report.duration_s}s",
         highlight=False,
     )
-    table = Table(show_header=False)
+    table = _new_table()
+    table.show_header = False
+    table.add_column()
+    table.add_column(justify="right")
     for key in COUNTS:
         table.add_row(key, f"{getattr(report, key):,}")
     for reason, count in report.rejected_by_reason.most_common():
@@ -253,17 +250,13 @@ def _print_run(report: RunReport) -> None:
         table.add_row(f"sent without a field: {reason}", f"{count:,}")
     stdout.print(table)
     if report.rows_rejected_known:
-        stdout.print(
+        _say(
             f"{report.rows_rejected_known:,} of the rejected rows were rejected before for the "
-            "same reason and are unchanged (known: they alone do not fail the run).",
-            highlight=False,
+            "same reason and are unchanged (known: they alone do not fail the run)."
         )
     if report.changed_after_accept:
         examples = ", ".join(report.changed_examples)
-        stdout.print(
-            f"changed_after_accept {report.changed_after_accept:,}: {_CHANGED}; e.g. {examples}",
-            highlight=False,
-        )
+        _say(f"changed_after_accept {report.changed_after_accept:,}: {_CHANGED}; e.g. {examples}")
 
 
 @app.command("sync")

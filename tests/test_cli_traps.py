@@ -22,6 +22,7 @@ QUERY = (
     "WHERE ordered_at >= $since AND ordered_at < $until"
 )
 CENTS, DOLLARS = "total_cents", "total_cents / 100"
+NARROW = {"COLUMNS": "80"}  # a terminal of 80 columns
 ORDERS = [
     ("T-1", "a@example.com", "+1 555 123 4567", "10.0.0.1", 49098, "USD"),
     ("T-2", "b@example.com", "n/a", "10.0.0.2", 1999, "usd"),
@@ -126,8 +127,9 @@ def test_a_payload_changed_after_acceptance_is_reported_not_resent(
         "T-4",
     ]
     assert {row["currency"]: row["median"] for row in checked["amounts"]}["USD"] == 19.99
-    text = cli("validate", "--config", str(fixed), *WINDOW)
+    text = cli("validate", "--config", str(fixed), *WINDOW, env=NARROW)
     assert "changed_after_accept" in text.stdout and "amount per currency" in text.stdout
+    assert max(map(len, text.stdout.splitlines())) <= 80
     code, report = run("sync", fixed)
     assert code == 0 and report["accepted"] == 0 and report["rows_skipped_ledger"] == 4
     assert report["changed_after_accept"] == 4 and "T-1" in report["changed_examples"]
@@ -149,8 +151,9 @@ def test_a_scheduled_sync_exits_0_on_rejections_the_ledger_already_knew(
         code, again = run("sync", config)
         assert code == 0 and again["status"] == "succeeded"
         assert (again["rows_rejected_local"], again["rows_rejected_known"]) == (2, 2)
-    text = cli("sync", "--config", str(config), *WINDOW)
+    text = cli("sync", "--config", str(config), *WINDOW, env=NARROW)
     assert text.returncode == 0 and "rejected before for the same reason" in text.stdout
+    assert max(map(len, text.stdout.splitlines())) <= 80
     # a new bad row, or a known one whose content changed, fails the run again
     changed = [("T-5", " ", None, None, 100, "USD"), bad[1]]
     code, report = run("sync", project(tmp_path, sandbox.url, ORDERS + changed))

@@ -117,10 +117,9 @@ def _print_amounts(amounts: list[dict[str, object]]) -> None:
 
 
 def _print_validation(report: ValidationReport, config_path: Path) -> None:
-    stdout.print(
+    _say(
         f"Validated [bold]{config_path}[/]: window [{report.since:%Y-%m-%dT%H:%M:%SZ}, "
-        f"{report.until:%Y-%m-%dT%H:%M:%SZ})",
-        highlight=False,
+        f"{report.until:%Y-%m-%dT%H:%M:%SZ})"
     )
     table = _new_table()
     table.add_column("rows", no_wrap=True)
@@ -234,10 +233,7 @@ class _ProgressBar:
 
 
 def _print_run(report: RunReport) -> None:
-    stdout.print(
-        f"run {report.run_id} ({report.mode}): [bold]{report.status}[/] in {report.duration_s}s",
-        highlight=False,
-    )
+    _say(f"run {report.run_id} ({report.mode}): [bold]{report.status}[/] in {report.duration_s}s")
     table = _new_table()
     table.show_header = False
     table.add_column()

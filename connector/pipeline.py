@@ -168,7 +168,7 @@ def _prepare_chunk(
         .fill_null(False)  # a row without a confirmationref was never accepted
     )
     amounts = encoded.select("_currency", "_amount")
-    shown = encode(valid.head(show), environment, redact=True)["_body"].to_list() if show else []
+    shown = split(encode(valid.head(show), environment, redact=True))[0]["_body"].to_list()
     encoded, rejected = encoded.filter(~settled), rejected.filter(~accepted_before)
     skipped = int(settled.sum()) + int(accepted_before.sum())
     requests = pack(encoded["_body"], config.destination.bulk)

@@ -10,7 +10,6 @@ SHA-256 of the normalized email).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -20,7 +19,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from connector import source
+from connector import files, source
 from connector.config import SourceConfig
 from connector.digest import sql_file
 from connector.errors import ConfigError
@@ -112,33 +111,30 @@ class Audit:
         until: datetime | None = None,
     ) -> int:
         """Write the ledger rows (of `statuses`, with event times in [since, until)) to
-        `out`, CSV or Parquet by its suffix, owner-only; return how many."""
+        `out`, CSV or Parquet by its suffix, owner-only, in place at once (never
+        through a link, never into a directory: `connector.files`); return how many."""
         file_format = EXPORT_FORMATS.get(out.suffix.lower())
         if file_format is None:
             raise ConfigError(f"--out: {out.name} must end in .csv or .parquet")
         unknown = sorted(set(statuses) - set(STATUSES))
         if unknown:
             raise ConfigError(f"--status: {unknown[0]!r} is not one of {', '.join(STATUSES)}")
-        if not out.parent.is_dir():
-            raise ConfigError(f"--out: the directory {out.parent} does not exist")
         params = {"statuses": list(statuses), "since": since, "until": until}
-        with self._con.cursor() as con:
+        fix = "name the file itself, not a link to it"
+        with (
+            self._con.cursor() as con,
+            files.written_by_another(out, "--out", fix) as written,
+        ):
             rows = con.sql(
                 sql_file("audit_export.sql"), params={"environment": self.environment, **params}
             )
             con.register("export_rows", rows)
-            mask = os.umask(0o077)  # a new file is owner-only from its first byte
             try:
-                if out.exists():
-                    out.chmod(0o600)
                 copied = con.execute(
-                    sql_file(f"audit_export_{file_format}.sql"), {"path": str(out)}
+                    sql_file(f"audit_export_{file_format}.sql"), {"path": str(written)}
                 ).fetchall()
             except duckdb.Error as exc:
                 raise ConfigError(f"--out: cannot write {out}: {exc}") from None
-            finally:
-                os.umask(mask)
-        out.chmod(0o600)
         return int(copied[0][0])
 
     def reconcile(

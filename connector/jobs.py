@@ -124,7 +124,7 @@ def validate(
     path, environment = loaded.ledger.path, loaded.destination.environment
     reader: Ledger | None = None
     why: str | None = f"no ledger at {path} yet"
-    if path.exists():
+    if path.exists() or path.is_symlink():  # a link: `why` says it is refused
         try:
             reader, why = Ledger.read_only(path, environment), None
         except ConnectorError as exc:

@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from connector import ledger_marker
+from connector import files, ledger_marker
 from connector.digest import connect, sql_file
 from connector.errors import EXIT_LOCKED, ConfigError, ConnectorError, LedgerWriteError
 from connector.ref_index import RefIndex
@@ -107,14 +107,30 @@ def _checked_version(meta: dict[str, str], path: Path, environment: str) -> int:
     return version
 
 
+def _wal(path: Path) -> Path:
+    return path.with_name(path.name + ".wal")
+
+
+def _check_path(path: Path, new_ledger: bool = False) -> None:
+    """Before anything opens or creates the ledger: neither it, its WAL nor its marker
+    is a symbolic link, and no marker records a ledger that is gone. DuckDB creates
+    the ledger and its WAL itself, following a link: this check, and the umask of 077
+    `Ledger.open` holds, are what keeps them from being redirected."""
+    fix = f"set ledger.path to the file's own path ({path.resolve()})"
+    files.refuse_link(path, "ledger.path", fix)
+    files.refuse_link(_wal(path), "ledger.path's WAL")
+    files.refuse_link(ledger_marker.marker_path(path), ledger_marker.WHAT)
+    ledger_marker.check_missing(path, new_ledger)  # lost, not "not yet"
+
+
 def connect_read_only(path: Path, environment: str) -> duckdb.DuckDBPyConnection:
     """The ledger of `environment`, for reading only (the audit commands).
 
     Several readers may share it, but not with a run writing it: then exit 4. Exit 2
     when there is no ledger, it is another environment's, or it needs an upgrade
-    (which only a writing run performs).
+    (which only a writing run performs), or it, its WAL or its marker is a link.
     """
-    ledger_marker.check_missing(path, new_ledger=False)  # lost, not "not yet"
+    _check_path(path)
     if not path.is_file():
         raise ConfigError(f"ledger.path: no ledger at {path} yet; a sync creates it")
     try:
@@ -188,9 +204,14 @@ class Ledger:
         """Open (or create, owner-only) the ledger and check it is this environment's,
         and the one the marker beside it records (`new_ledger`: start a new history
         where the marker's ledger is missing or replaced)."""
-        ledger_marker.check_missing(path, new_ledger)
+        _check_path(path, new_ledger)
         existed = path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A ledger or WAL made by an older version, or by hand, becomes owner-only
+        # before DuckDB opens it: closing a descriptor of the file once DuckDB holds it
+        # would drop DuckDB's lock (POSIX record locks belong to the process).
+        for file in (path, _wal(path)):
+            files.restrict(file)
         # Owner-only while the ledger is open: the file, its WAL (which DuckDB creates
         # again after every checkpoint) and the marker, from their first byte.
         umask = os.umask(0o077)
@@ -211,15 +232,30 @@ class Ledger:
         except BaseException:
             ledger.close()
             raise
-        for file in (path, path.with_name(path.name + ".wal")):
-            if file.exists():  # made by an older version, or by hand
-                file.chmod(0o600)
         return ledger
 
     @classmethod
     def read_only(cls, path: Path, environment: str) -> Ledger:
         """The ledger for `lookup` only, errors as `connect_read_only`'s."""
         return cls(connect_read_only(path, environment), path, environment)
+
+    @classmethod
+    def for_dry_run(cls, path: Path, environment: str, *, new_ledger: bool = False) -> Ledger:
+        """What a dry run looks up, creating and writing nothing: the ledger read-only,
+        checked against its marker as `open` checks it; when there is none yet, an
+        empty one in memory (nothing settled, no rejection known)."""
+        _check_path(path, new_ledger)
+        if not path.exists():
+            empty = cls(connect(), path, environment)
+            empty._con.execute(sql_file("ledger.sql"))
+            return empty
+        ledger = cls.read_only(path, environment)
+        try:
+            ledger_marker.check_same(path, ledger.history(), new_ledger)
+        except BaseException:
+            ledger.close()
+            raise
+        return ledger
 
     def history(self) -> ledger_marker.History:
         """This ledger's id, environment and runs (what its marker records)."""
@@ -363,7 +399,7 @@ class Ledger:
 def finished_windows(path: Path, environment: str) -> list[tuple[datetime, datetime]]:
     """`Ledger.finished_windows`, read without taking the ledger's write lock (for a
     plan), none when there is no ledger yet; errors as `connect_read_only`'s."""
-    ledger_marker.check_missing(path, new_ledger=False)  # lost, not "not yet"
+    _check_path(path)
     if not path.is_file():
         return []
     with connect_read_only(path, environment) as con:

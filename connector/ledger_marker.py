@@ -11,17 +11,17 @@ anything but whether the file at `ledger.path` is the ledger the last run left.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from connector import files
 from connector.errors import ConfigError
 
 SUFFIX = ".marker.json"
 NEW_LEDGER_FLAG = "--new-ledger"
+WHAT = "the ledger's marker"  # how errors name it
 
 
 def marker_path(ledger: Path) -> Path:
@@ -76,19 +76,11 @@ def read(ledger: Path) -> History | None:
 
 
 def write(ledger: Path, history: History) -> None:
-    """Replace the marker beside `ledger` (owner-only from its first byte)."""
-    path = marker_path(ledger)
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        os.fchmod(out.fileno(), 0o600)
+    """Replace the marker beside `ledger` (owner-only from its first byte, never
+    through a link: `connector.files`)."""
+    with files.replacing(marker_path(ledger), WHAT) as out:
         json.dump({"ledger": ledger.name, **asdict(history)}, out, indent=2)
         out.write("\n")
-    try:
-        os.replace(partial, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
 
 
 def check_missing(ledger: Path, new_ledger: bool) -> None:

@@ -635,11 +635,13 @@ async def run(
     after the response; the run's report lands in the ledger's `runs` table. A fatal
     error (credentials refused, endpoint unreachable) ends the run with status
     `failed` and its message in `report.message`; once `stopping` is set no new
-    request starts and the run ends `interrupted`.
+    request starts and the run ends `interrupted`. A dry run only reads the ledger
+    (no `runs` row, no marker).
     """
     report = RunReport(run_id=str(uuid.uuid4()), mode="dry_run" if dry_run else mode)
     started = time.monotonic()
-    ledger.start_run(report.run_id, report.mode, since, until)
+    if not dry_run:
+        ledger.start_run(report.run_id, report.mode, since, until)
     logs.event("run_started", run_id=report.run_id, mode=report.mode, since=since, until=until)
     try:
         async with _client(config.destination, transport) as client:
@@ -667,7 +669,8 @@ async def run(
         report.duration_s = round(time.monotonic() - started, 3)
         if report.status == "running":
             report.status = "failed"
-        ledger.finish_run(report.as_dict(), report.message)
+        if not dry_run:
+            ledger.finish_run(report.as_dict(), report.message)
         fields = report.as_dict() | {"since": since, "until": until}
         logs.event("run_finished", logs.level(report.status), **fields)
     return report
@@ -700,7 +703,8 @@ def sync(
     missing or was replaced (`Ledger.open`)."""
     check_transport(config)
     environment = config.destination.environment
-    with Ledger.open(config.ledger.path, environment, new_ledger=new_ledger) as ledger:
+    opened = Ledger.for_dry_run if dry_run else Ledger.open  # a dry run creates nothing
+    with opened(config.ledger.path, environment, new_ledger=new_ledger) as ledger:
         return asyncio.run(
             until_stopped(
                 lambda stopping: run(

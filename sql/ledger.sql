@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 -- One row per run, with the run report's counts.
 CREATE TABLE IF NOT EXISTS runs (
     run_id               VARCHAR PRIMARY KEY,
-    mode                 VARCHAR NOT NULL,  -- sync | backfill | dry_run
+    mode                 VARCHAR NOT NULL,  -- sync | backfill (dry_run: older versions)
     status               VARCHAR NOT NULL,  -- running | succeeded | completed_with_rejections | failed | interrupted
     environment          VARCHAR NOT NULL,
     window_since         TIMESTAMPTZ,

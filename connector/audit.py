@@ -85,10 +85,10 @@ class Audit:
             )
         return self._rows("audit_identity.sql", identity=value)
 
-    def summary(self, days: int = 14, runs: int = 10) -> dict[str, Any]:
+    def summary(self, now: datetime, days: int = 14, runs: int = 10) -> dict[str, Any]:
         """Conversions by status, by reason (those not accepted), by field warning
-        (those sent without a field), by event day (the latest `days`), and the latest
-        `runs` runs."""
+        (those sent without a field), by event day (the latest `days` up to the day of
+        `now`), and the latest `runs` runs."""
         by_status = self._rows("audit_by_status.sql")
         recent = self._rows("audit_runs.sql", runs=runs)
         return {
@@ -98,7 +98,7 @@ class Audit:
             "by_status": by_status,
             "by_reason": self._rows("audit_by_reason.sql"),
             "by_warning": self._rows("audit_by_warning.sql"),
-            "by_day": self._rows("audit_by_day.sql", days=days),
+            "by_day": self._rows("audit_by_day.sql", days=days, now=now),
             "runs_total": recent[0]["runs_total"] if recent else 0,
             "runs": [{k: v for k, v in run.items() if k != "runs_total"} for run in recent],
         }

@@ -483,7 +483,7 @@ def ledger_show_command(
 @ledger_app.command("summary")
 def ledger_summary_command(
     config: ConfigOption,
-    days: Annotated[int, typer.Option(min=1, help="Show the latest N event days.")] = 14,
+    days: Annotated[int, typer.Option(min=1, help="Show the latest N event days to today.")] = 14,
     runs: Annotated[int, typer.Option(min=1, help="Show the latest N runs.")] = 10,
     as_json: JsonOption = False,
 ) -> None:
@@ -492,7 +492,7 @@ def ledger_summary_command(
     Exit 0, 2 on a config error, 4 while a run is writing the ledger.
     """
     with _audit(config) as (_, audit):
-        summary = audit.summary(days=days, runs=runs)
+        summary = audit.summary(clock.now(), days=days, runs=runs)
     if as_json:
         _print_json(summary)
         return

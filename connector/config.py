@@ -295,6 +295,9 @@ class SyncConfig(_Strict):
     lookback: Duration = timedelta(days=7)
     # The Event API takes events up to 30 days old; older ones are rejected locally.
     max_event_age: Duration = timedelta(days=30)
+    # Later than now plus this, an event time is rejected locally: a clock may run
+    # ahead by a few minutes, a time zone mistake makes hours.
+    max_clock_skew: Duration = timedelta(minutes=10)
 
     @field_validator("lookback", "max_event_age")
     @classmethod

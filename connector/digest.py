@@ -37,13 +37,26 @@ def sql_file(name: str) -> str:
     return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
+# No query may make DuckDB fetch or run an extension's code: autoinstall downloads it
+# from the internet, autoload runs what an earlier install left on disk. Given when
+# the database opens (its catalog, read then, may name an extension's type), then
+# locked with every other setting.
+EXTENSIONS_OFF = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
 def connect(
     database: str = ":memory:",
     read_only: bool = False,
     memory_limit: str = MEMORY_LIMIT,
     threads: int | None = None,
+    adjustable: tuple[str, ...] = (),
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection; every module opens its DuckDB through this one.
+
+    Extensions are neither installed nor loaded (`EXTENSIONS_OFF`), the session time
+    zone is UTC, and then the configuration is locked (`lock_configuration`): a query
+    cannot change a setting, but for those named in `adjustable`. Another connection
+    to the same file in this process must pass `EXTENSIONS_OFF` too, as its config.
 
     DuckDB draws a progress bar on stdout for queries slower than 2 s; it would break
     `--json` (one JSON report on stdout), so it is off. Each database may hold
@@ -54,18 +67,25 @@ def connect(
     core): fewer threads need less memory to sort. DuckDB's allocator hands freed
     memory back after each task that used more than `ALLOCATOR_FLUSH`.
     """
-    con = duckdb.connect(database, read_only=read_only)
-    # SET, not connect-time config: another connection to the same file in this
-    # process (with the default config) must still be allowed
-    con.execute("SET enable_progress_bar = false")  # its cursors inherit the setting
-    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
-    if threads is not None:
-        con.execute(f"SET threads = {int(threads)}")
-    con.execute(f"SET allocator_flush_threshold = {quote_literal(ALLOCATOR_FLUSH)}")
-    if database == ":memory:":
-        spill = tempfile.mkdtemp(prefix="rokt-connector-duckdb-")
-        con.execute(f"SET temp_directory = {quote_literal(spill)}")
-        weakref.finalize(con, shutil.rmtree, spill, True)
+    config: dict[str, str | bool | int | float | list[str]] = dict(EXTENSIONS_OFF)
+    if adjustable:
+        config["allowed_configs"] = list(adjustable)
+    con = duckdb.connect(database, read_only=read_only, config=config)
+    try:
+        con.execute("SET enable_progress_bar = false")  # its cursors inherit the setting
+        con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
+        con.execute(f"SET allocator_flush_threshold = {quote_literal(ALLOCATOR_FLUSH)}")
+        con.execute("SET TimeZone = 'UTC'")
+        if database == ":memory:":
+            spill = tempfile.mkdtemp(prefix="rokt-connector-duckdb-")
+            con.execute(f"SET temp_directory = {quote_literal(spill)}")
+            weakref.finalize(con, shutil.rmtree, spill, True)
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

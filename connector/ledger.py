@@ -138,7 +138,6 @@ def connect_read_only(path: Path, environment: str) -> duckdb.DuckDBPyConnection
     except duckdb.Error as exc:
         raise _open_error(path, exc, reading=True) from None
     try:
-        con.execute("SET TimeZone = 'UTC'")
         tables = {name for (name,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()}
         if not {"ledger", "attempts", "runs", "ledger_meta"} <= tables:
             raise ConfigError(
@@ -222,7 +221,6 @@ class Ledger:
             raise _open_error(path, exc) from None
         ledger = cls(con, path, environment, umask)
         try:
-            con.execute("SET TimeZone = 'UTC'")
             con.execute(sql_file("ledger.sql"))
             ledger._check_meta()
             con.execute(sql_file("runs_interrupted.sql"))

@@ -147,12 +147,13 @@ def _prepare_chunk(
     show: int,
     known: pl.DataFrame,
     oldest_ms: int,
+    newest_ms: int,
     refs: pl.Series,
 ) -> Prepared:
     """Transform, encode, drop what the ledger settled, and pack one deduplicated chunk
     (`rows_read` and `duplicates` are the caller's to fill in)."""
     environment = config.destination.environment
-    frame = transform(chunk, config.mapping, environment, rows, oldest_ms, refs)
+    frame = transform(chunk, config.mapping, environment, rows, oldest_ms, newest_ms, refs)
     valid, rejected = split(frame)
     encoded, too_large = split(encode(valid, environment))
     rejected = pl.concat([rejected, too_large], how="diagonal")
@@ -189,8 +190,8 @@ def prepare(
 ) -> Generator[Prepared]:
     """Each chunk of `[since, until)`: deduplicated, checked against the ledger
     (`lookup`), transformed, encoded and packed; a run at `now` rejects events older
-    than `sync.max_event_age` as `too_old`. `show`: bodies of each chunk's first valid
-    rows to print.
+    than `sync.max_event_age` as `too_old`, and later than now + `sync.max_clock_skew`
+    as `future_event_time`. `show`: bodies of each chunk's first valid rows to print.
 
     Deduplication and the ledger lookup run first, on each chunk in source order, so
     the first row with a confirmationref wins; then up to `workers` chunks are
@@ -206,6 +207,7 @@ def prepare(
         return replace(future.result(), rows_read=rows_read, duplicates=duplicates)
 
     first_row, oldest_ms = 1, _oldest_ms(config, now)
+    newest_ms = epoch_ms(now + config.sync.max_clock_skew)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
             for chunk in source.chunks(config.source, since, until, limit):
@@ -222,6 +224,7 @@ def prepare(
                     show,
                     known,
                     oldest_ms,
+                    newest_ms,
                     refs.filter(keep),
                 )
                 in_flight.append((chunk.height, chunk.height - int(keep.sum()), future))

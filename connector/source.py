@@ -4,9 +4,10 @@ Owns: opening the warehouse read-only, registering each `source.parquet` entry a
 view, running `source.query` with `$since` / `$until` bound as parameters (never
 interpolated), and yielding the result as polars frames of at most `chunk_rows`
 rows with lower-cased column names (each once, of a type polars reads). The session
-time zone is UTC, so a naive timestamp in the SQL means UTC. Must not: hold the
-whole result in memory, change the warehouse, interpret column values (that is
-`transform`'s job), or repeat a value of the data in an error message.
+time zone is UTC, so a naive timestamp in the SQL means UTC. The query is one SELECT
+statement, and DuckDB installs and loads no extension for it (`digest.connect`).
+Must not: hold the whole result in memory, change the warehouse, interpret column
+values (that is `transform`'s job), or repeat a value of the data in an error message.
 """
 
 from __future__ import annotations
@@ -43,7 +44,33 @@ def read_query(config: SourceConfig) -> str:
             f"source.query: {config.query.name} must filter on $since and $until "
             f"(missing {names}), e.g. WHERE event_time >= $since AND event_time < $until"
         )
+    _check_one_select(sql, config.query.name)
     return sql
+
+
+def _check_one_select(sql: str, name: str) -> None:
+    """The query is one SELECT (`WITH ...`, `FROM ...` and `VALUES ...` are too), never
+    INSTALL or LOAD (an extension's code), SET, ATTACH, COPY or a second statement."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        return  # a syntax error: running the query reports it, with its line
+    kinds = []
+    for statement in statements:
+        try:
+            kinds.append(statement.type)
+        except ValueError:  # a kind the Python API has no name for (UPDATE EXTENSIONS)
+            kinds.append(duckdb.StatementType.INVALID)
+    if kinds == [duckdb.StatementType.SELECT]:
+        return
+    # the first statement that is no SELECT, else the second SELECT
+    number = next((i for i, kind in enumerate(kinds) if kind != duckdb.StatementType.SELECT), 1)
+    words = " ".join(statements[number].query.split()[:2]).rstrip(";")
+    raise ConfigError(
+        f"source.query: {name} must be a single SELECT statement, but statement "
+        f"{number + 1} of {len(statements)} begins {words!r}: the connector runs nothing "
+        "else (no INSTALL or LOAD: it loads no DuckDB extension; no SET, ATTACH or COPY)"
+    )
 
 
 # DuckDB moves rows in vectors of 2048 values of 16 bytes per column, several at a time:
@@ -93,10 +120,10 @@ def _drop_read_blocks(con: duckdb.DuckDBPyConnection, limit: str) -> None:
 @contextmanager
 def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with the warehouse attached read-only and the Parquet views."""
-    # one thread: the query outruns the rest of the pipeline, and sorts in half the memory
-    con = connect_duckdb(memory_limit=config.memory_limit, threads=1)
+    # one thread: the query outruns the rest of the pipeline, and sorts in half the
+    # memory; the memory limit moves as the query reads (`_fit_memory`, `_drop_read_blocks`)
+    con = connect_duckdb(memory_limit=config.memory_limit, threads=1, adjustable=("memory_limit",))
     try:
-        con.execute("SET TimeZone = 'UTC'")
         if config.database is not None:
             if not config.database.is_file():
                 raise SourceError(f"source.database: no DuckDB file at {config.database}")
@@ -124,19 +151,51 @@ def connect(config: SourceConfig) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+# Extensions a query may reach for, and what to write instead.
+_EXTENSION = re.compile(
+    r"exists in the (\w+) extension|requires the extension (\w+)|"
+    r'Extension "(\w+)" is an existing extension'
+)
+_INSTEAD = {
+    "inet": "select the address as text, e.g. CAST(ip AS VARCHAR) AS ipaddress (the "
+    "connector checks it is an IPv4 or IPv6 address)",
+    "httpfs": "copy the files to local disk and read them from there",
+}
+_INSTEAD_ANY = "write that part with DuckDB's built-in functions and types"
+
+
+def _needs_extension(message: str) -> str | None:
+    """What to do when DuckDB's error `message` says an extension is missing."""
+    found = _EXTENSION.search(message)
+    if found is None:
+        return None
+    name = next(group for group in found.groups() if group)
+    return (
+        f"This query needs the DuckDB extension {name}, which rokt-connector does not "
+        f"load (loading one runs code fetched from the internet): "
+        f"{_INSTEAD.get(name, _INSTEAD_ANY)}."
+    )
+
+
 def _query_error(config: SourceConfig, sql: str, exc: Exception) -> SourceError:
     """The query's error, without the values DuckDB quotes from the data (a failed
-    cast prints the row's value: a customer's email); what the SQL itself says stays."""
+    cast prints the row's value: a customer's email); what the SQL itself says stays
+    (DuckDB may lower-case a name), and a missing extension gets what to do instead."""
     if isinstance(exc, duckdb.OutOfMemoryException):
         return SourceError(
             f"{config.query.name}: {str(exc).splitlines()[0]}; raise source.memory_limit "
             f"(now {config.memory_limit}) or simplify the query"
         )
-    query = config.query
+    query, lowered = config.query, sql.lower()
     head, _, rest = str(exc).partition("\n")
-    head = _QUOTED.sub(lambda m: m[0] if m[0][1:-1] in sql else f"{m[0][0]}<value>{m[0][0]}", head)
+    head = _QUOTED.sub(
+        lambda m: m[0] if m[0][1:-1].lower() in lowered else f"{m[0][0]}<value>{m[0][0]}", head
+    )
+    hint = _needs_extension(str(exc))
     context = rest[rest.find("LINE ") :].rstrip() if "LINE " in rest else ""  # the SQL, marked
-    return SourceError(f"{query.name}: {head}" + (f"\n{context}" if context else ""))
+    return SourceError(
+        f"{query.name}: {head}" + (f" {hint}" if hint else "") + (f"\n{context}" if context else "")
+    )
 
 
 def counts(config: SourceConfig, windows: Sequence[tuple[datetime, datetime]]) -> list[int]:

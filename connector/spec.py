@@ -140,6 +140,10 @@ REASONS: dict[str, str] = {
         "does not accept; raise sync.max_event_age only if Rokt confirms your account "
         "takes older events"
     ),
+    "future_event_time": (
+        "event_time is later than now + sync.max_clock_skew (default 10m): most often a "
+        "local time read as UTC; give the offset or a TIMESTAMPTZ"
+    ),
     "missing_conversiontype": "conversiontype is empty; select it or set mapping.conversiontype",
     "invalid_email": "email is neither an email address nor a 64-hex SHA-256",
     "invalid_hash": "a *sha256 column is not 64 hex characters",

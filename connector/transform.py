@@ -482,13 +482,15 @@ def transform(
     environment: str,
     rows: pl.Series | None = None,
     oldest_ms: int | None = None,
+    newest_ms: int | None = None,
     refs: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Payload-ready values, ledger columns and `_reason` for every row of `chunk`.
 
     `rows` numbers the rows for messages (`_row`); by default 1, 2, 3, ... An event
-    before `oldest_ms` (UTC epoch ms; see `sync.max_event_age`) is `too_old`. `refs`:
-    the chunk's `confirmationrefs`, where the caller has them already.
+    before `oldest_ms` (UTC epoch ms; see `sync.max_event_age`) is `too_old`, one after
+    `newest_ms` (see `sync.max_clock_skew`) `future_event_time`. `refs`: the chunk's
+    `confirmationrefs`, where the caller has them already.
     """
     schema = chunk.schema  # each call builds it anew
     for name, dtype in schema.items():
@@ -567,6 +569,8 @@ def transform(
     out.reject("invalid_event_time", _bad("event_time"))
     if oldest_ms is not None:
         out.reject("too_old", _n("event_time") < oldest_ms)
+    if newest_ms is not None:
+        out.reject("future_event_time", _n("event_time") > newest_ms)
     out.reject("missing_conversiontype", conversiontype.is_null())
     out.reject("missing_identity", pl.all_horizontal(e.is_null() for e in identities))
 

@@ -1,5 +1,7 @@
--- `ledger summary`: conversions by event day (UTC), latest `$days` days first. The day
--- is computed from epoch microseconds: casting each TIMESTAMPTZ to DATE is ~6x slower.
+-- `ledger summary`: conversions by event day (UTC), latest `$days` days up to the day of
+-- `$now` first: a later day holds event times in the future (rejected as future_event_time),
+-- which would push out the days that happened. The day is computed from epoch microseconds:
+-- casting each TIMESTAMPTZ to DATE is ~6x slower.
 SELECT
     DATE '1970-01-01' + day::INTEGER AS event_day,
     count(*) FILTER (status = 'accepted') AS accepted,
@@ -13,6 +15,7 @@ FROM (
     FROM ledger
     WHERE environment = $environment
 )
+WHERE day IS NULL OR day <= epoch_us($now::TIMESTAMPTZ) // 86400000000
 GROUP BY day
 ORDER BY day DESC NULLS LAST
 LIMIT $days;

@@ -16,7 +16,7 @@ def test_env_vars_paths_and_defaults(tmp_path: Path) -> None:
     config = base_config(
         tmp_path,
         destination={"api_key": "${MY_KEY}", "api_secret": "${MY_SECRET:-fallback}"},
-        sync={"lookback": "36h", "max_event_age": "45d"},
+        sync={"lookback": "36h", "max_event_age": "45d", "max_clock_skew": "0m"},
     )
     loaded = load_config(write_config(tmp_path, config), env={"MY_KEY": "k1"})
     assert loaded.destination.api_key.get_secret_value() == "k1"
@@ -27,6 +27,7 @@ def test_env_vars_paths_and_defaults(tmp_path: Path) -> None:
     assert loaded.ledger.path == tmp_path / "ledger.duckdb"
     assert loaded.sync.lookback == timedelta(hours=36)
     assert loaded.sync.max_event_age == timedelta(days=45)
+    assert loaded.sync.max_clock_skew == timedelta(0)  # no event time after now is sent
     assert load_config(write_config(tmp_path, base_config(tmp_path))).sync.max_event_age == (
         timedelta(days=30)
     )

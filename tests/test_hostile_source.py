@@ -9,7 +9,10 @@ interpolated: SQL in a value, a window bound or a file name runs nowhere."""
 from __future__ import annotations
 
 import json
+import socket
 import tempfile
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,12 +180,13 @@ HOSTILE_ROWS = [
     _row("unicode", email="'ZOË@EXAMPLE.COM'", dob="'1990-02-03'", coupon_code="'李小龍 😀'"),
 ]
 # a bad amount or dob is left out: the row is sent without it (a field warning)
-HOSTILE_VALID = ["ok", "nan", "inf", "-inf", "y9999", "dob-inf", "dob-far", SQL_REF, "unicode"]
+HOSTILE_VALID = ["ok", "nan", "inf", "-inf", "dob-inf", "dob-far", SQL_REF, "unicode"]
 HOSTILE_WARNINGS = {"invalid_amount": 3, "invalid_dob": 2}
 HOSTILE_REJECTED = {
     "missing_confirmationref": 1,
     "invalid_event_time": 3,
     "too_old": 2,
+    "future_event_time": 1,  # y9999: a valid time, but not yet
     "invalid_email": 1,
     "attribute_value_too_long": 1,
 }
@@ -429,3 +433,67 @@ def test_file_names_with_quotes_and_sql_are_quoted(
     with pytest.raises(SourceError, match=r"source\.parquet\.orders"):
         outcomes(load_config(write_config(tmp_path, missing)))
     assert not list(tmp_path.glob("pwned*"))
+
+
+# ------------------------------------------------------------------- no network
+
+
+@pytest.fixture
+def proxy() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP proxy on loopback that records the first line of each request made
+    through it (DuckDB's downloads honour HTTP_PROXY), and answers none."""
+    server = socket.create_server(("127.0.0.1", 0))
+    requests: list[str] = []
+
+    def record() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            with connection:
+                connection.settimeout(10)
+                requests.append(connection.recv(4096).decode(errors="replace").split("\r\n")[0])
+
+    thread = threading.Thread(target=record, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", requests
+    server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    thread.join()
+
+
+@pytest.mark.e2e
+def test_a_query_needing_an_extension_downloads_nothing_and_says_what_to_do(
+    tmp_path: Path, proxy: tuple[str, list[str]]
+) -> None:
+    url, requests = proxy
+    frame = pl.DataFrame(
+        {
+            "confirmationref": ["R1"],
+            "email": ["a@b.co"],
+            "conversiontype": ["p"],
+            "ip": ["10.0.0.1"],
+        }
+    ).with_columns(pl.lit(datetime(2026, 10, 20)).alias("event_time"))
+    config = warehouse(tmp_path, frame)
+    (tmp_path / "query.sql").write_text(
+        "SELECT * EXCLUDE (ip), CAST(ip AS INET) AS ipaddress FROM orders WHERE $since <= $until",
+        "utf-8",
+    )
+    home = tmp_path / "home"  # where DuckDB keeps the extensions it installs: none yet
+    home.mkdir()
+    env = {"HOME": str(home)} | {
+        name: url for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+    }
+    result = cli("sync", "--config", str(config.path), *WINDOW, env=env)
+    assert result.returncode == 2, result.stderr
+    assert requests == []  # nothing went out: no extension was downloaded
+    message = " ".join(result.stderr.split())
+    assert (
+        'error: query.sql: Catalog Error: Type with name "INET" is not in the catalog, but it '
+        "exists in the inet extension. This query needs the DuckDB extension inet, which "
+        "rokt-connector does not load (loading one runs code fetched from the internet): "
+        "select the address as text, e.g. CAST(ip AS VARCHAR) AS ipaddress"
+    ) in message
+    assert not list(home.rglob("*extension*"))

@@ -21,7 +21,7 @@ from polars.testing import assert_frame_equal
 from connector import digest
 from connector import ledger as ledger_module
 from connector.config import Config, load_config
-from connector.digest import sql_file
+from connector.digest import EXTENSIONS_OFF, sql_file
 from connector.errors import ConfigError
 from connector.ledger import Ledger
 from connector.pipeline import sync
@@ -102,7 +102,8 @@ def test_pending_is_written_before_the_request_leaves(tmp_path: Path) -> None:
     seen_in_ledger: list[dict[str, str]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        with duckdb.connect(str(config.ledger.path)) as con:  # the same process's database
+        # the same process's database: opened with the ledger's own config
+        with duckdb.connect(str(config.ledger.path), config=EXTENSIONS_OFF) as con:
             rows = con.sql("SELECT confirmationref, status FROM ledger").fetchall()
         seen_in_ledger.append(dict(rows))
         return httpx.Response(202)

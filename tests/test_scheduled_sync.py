@@ -1,6 +1,6 @@
 """The scheduled sync end to end, through the CLI against the sandbox: the window
 `[now - lookback, now)` in UTC, late rows picked up by overlapping windows and nothing
-sent twice, time zones across DST changes, and `too_old` events."""
+sent twice, time zones across DST changes, `too_old` and `future_event_time` events."""
 
 from __future__ import annotations
 
@@ -210,3 +210,41 @@ def test_events_older_than_max_event_age_are_too_old_until_it_is_raised(
     code, report = run("sync", config, T0)
     assert code == 0 and (report["accepted"], report["rows_skipped_ledger"]) == (2, 2)
     assert set(sent(sandbox)) == set(ages)
+
+
+def test_event_times_later_than_now_plus_the_skew_are_rejected_and_stay_out_of_the_summary(
+    tmp_path: Path, sandbox_factory: StartSandbox
+) -> None:
+    sandbox = sandbox_factory()
+    add_orders(
+        tmp_path,
+        {
+            "h-1": (T0 - timedelta(hours=1)).isoformat(),
+            "m+5": (T0 + timedelta(minutes=5)).isoformat(),  # within sync.max_clock_skew (10m)
+            "local": "2026-11-01 03:00:00",  # 03:00 in a zone east of UTC, read as UTC
+            "y9999": "9999-12-31 23:59:59+00",
+        },
+    )
+    every_row = CAST_QUERY.split("WHERE")[0] + "WHERE $since <= $until"
+    config = setup(tmp_path, sandbox.url, every_row)
+
+    code, report = run("sync", config, T0)
+    assert code == 1 and report["rejected_by_reason"] == {"future_event_time": 2}
+    assert (report["rows_rejected_local"], report["accepted"]) == (2, 2)
+    assert set(sent(sandbox)) == {"h-1", "m+5"}
+    with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True) as con:
+        rows = con.sql("SELECT confirmationref, status, reason FROM ledger ORDER BY 1").fetchall()
+    assert rows == [
+        ("h-1", "accepted", None),
+        ("local", "rejected_local", "future_event_time"),
+        ("m+5", "accepted", None),
+        ("y9999", "rejected_local", "future_event_time"),
+    ]
+    text = cli("validate", "--config", str(config), env={NOW_VARIABLE: T0.isoformat()}).stdout
+    assert "future_event_time" in text and "local time read as UTC" in " ".join(text.split())
+
+    result = cli("ledger", "summary", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [day["event_day"] for day in summary["by_day"]] == ["2026-11-01", "2026-10-31"]
+    assert {r["reason"]: r["conversions"] for r in summary["by_reason"]} == {"future_event_time": 2}

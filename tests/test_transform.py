@@ -347,6 +347,42 @@ def test_too_old_comes_after_the_event_time_checks_and_before_the_rest() -> None
     assert "sync.max_event_age" in REASONS["too_old"]
 
 
+def test_an_event_after_now_plus_the_skew_is_in_the_future_and_one_at_it_is_not() -> None:
+    newest = datetime(2026, 11, 1, 0, 10, tzinfo=UTC)  # now + sync.max_clock_skew (10m)
+    cases = {
+        "at": newest.isoformat(),
+        "just-after": (newest + timedelta(milliseconds=1)).isoformat(),
+        "y9999": "9999-12-31T23:59:59Z",
+        "sydney": "2026-11-01T09:00:00+11:00",  # 22:00 UTC the day before
+        "sydney-as-utc": "2026-11-01T09:00:00",  # the same local time without its offset
+        "old": "2026-01-01T00:00:00Z",  # too_old comes first
+    }
+    frame = pl.DataFrame(
+        {
+            "confirmationref": list(cases),
+            "email": ["a@b.co"] * len(cases),
+            "conversiontype": ["purchase"] * len(cases),
+            "event_time": list(cases.values()),
+        }
+    )
+    newest_ms = int(newest.timestamp() * 1000)
+    oldest_ms = int(datetime(2026, 10, 2, tzinfo=UTC).timestamp() * 1000)
+    out = transform(frame, MappingConfig(), "development", oldest_ms=oldest_ms, newest_ms=newest_ms)
+    assert dict(zip(cases, out["_reason"], strict=True)) == {
+        "at": None,
+        "just-after": "future_event_time",
+        "y9999": "future_event_time",
+        "sydney": None,
+        "sydney-as-utc": "future_event_time",
+        "old": "too_old",
+    }
+    assert transform(frame, MappingConfig(), "development")["_reason"].null_count() == 6
+    codes = list(REASONS)
+    assert codes.index("too_old") + 1 == codes.index("future_event_time")
+    assert "sync.max_clock_skew" in REASONS["future_event_time"]
+    assert "local time read as UTC" in REASONS["future_event_time"]
+
+
 def test_whitespace_is_exactly_what_str_strip_removes() -> None:
     everything = (chr(c) for c in range(sys.maxunicode + 1))
     assert sorted(WHITESPACE) == sorted(c for c in everything if c.isspace())

@@ -774,8 +774,16 @@ def backfill_command(
 def sandbox_command(
     host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="0 picks a free port.")] = 8787,
-    api_key: Annotated[str, typer.Option(help="Key the sandbox accepts.")] = "sandbox-key",
-    api_secret: Annotated[str, typer.Option(help="Secret it accepts.")] = "sandbox-secret",
+    api_key: Annotated[
+        str, typer.Option(envvar="ROKT_SANDBOX_API_KEY", help="Key the sandbox accepts.")
+    ] = "sandbox-key",
+    api_secret: Annotated[
+        str,
+        typer.Option(
+            envvar="ROKT_SANDBOX_API_SECRET",
+            help="Secret it accepts; better set in the environment (ps shows arguments).",
+        ),
+    ] = "sandbox-secret",
     rate_limit: Annotated[
         float | None, typer.Option(min=0.001, help="Batches per second before 429.")
     ] = None,
@@ -822,6 +830,15 @@ def sandbox_command(
     keep_bodies: Annotated[
         int, typer.Option(min=0, help="Accepted batches kept for /_sandbox/batches.")
     ] = 10_000,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.001, help="Seconds a connection has to send a request's headers, else closed."
+        ),
+    ] = 10.0,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Connections open at once; one more is closed at once.")
+    ] = 256,
     opaque_errors: Annotated[
         bool,
         typer.Option(
@@ -850,12 +867,14 @@ def sandbox_command(
         hang_rate=hang_rate,
         journal=journal,
         opaque_errors=opaque_errors,
+        header_timeout_s=header_timeout,
+        max_connections=max_connections,
     )
     try:
         serve(
             settings, host, port, ready=lambda url: print(f"sandbox listening on {url}", flush=True)
         )
-    except ValueError as exc:
+    except (ValueError, ConnectorError) as exc:
         fail(str(exc))
 
 

@@ -1,15 +1,16 @@
 """A strict local emulator of the Rokt Event API (mParticle's server-to-server `/v2`).
 
 Owns: the ASGI app (`create_app`) answering `POST /v2/events` and `POST /v2/bulkevents`
-as the real service does (HTTP Basic auth, request limits, per-batch validation by seed
-001, ATTRIBUTES.md and the limits in `spec`; 202 / 400 / 401 / 403 / 429 / 5xx; 400s
-worded by `sandbox_errors`, locating a batch only by its position in the body), fault
-injection (fail rate, bursts of 503s, storms of 429s, a reject rate whose verdict is
-fixed per batch, token-bucket rate limit, latency, dropped connections, late answers,
-requests never answered, bulk errors that do not say which batch), the record
-of what it received and accepted (`/_sandbox/stats`, `/_sandbox/batches`,
-`/_sandbox/reset`; optionally journaled to a file so a restarted sandbox remembers), and
-`serve` (uvicorn on a socket it binds itself, loopback only unless asked).
+as the real service does (HTTP Basic auth, request limits, per-batch validation by
+`sandbox_checks`; 202 / 400 / 401 / 403 / 429 / 5xx; 400s worded by `sandbox_errors`,
+locating a batch only by its position in the body), fault injection (fail rate, bursts
+of 503s, storms of 429s, a reject rate whose verdict is fixed per batch, token-bucket
+rate limit, latency, dropped connections, late answers, requests never answered, bulk
+errors that do not say which batch), the record of what it received and accepted
+(`/_sandbox/stats`, `/_sandbox/batches`, `/_sandbox/reset`; optionally journaled to a
+file, created 0600 and never through a symlink, so a restarted sandbox remembers; a
+request refused as a whole records nothing), and `serve` (through `sandbox_server`,
+which guards the connections).
 Must not: import the connector's sending code or decide anything for it; echo the
 Authorization header, the secret or any batch value (messages name fields, never their
 contents); read time or sleep except through the injected `clock`, `wall_clock` and
@@ -21,85 +22,34 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import errno
 import hashlib
 import hmac
-import ipaddress
 import json
-import logging
 import math
+import os
 import random
-import re
-import socket
+import stat
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Any, Literal
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from connector.config import is_loopback_host
+from connector import files
+from connector.errors import ConfigError
+from connector.sandbox_checks import Checked, Invalid, judge, parse_body
 from connector.sandbox_errors import batch_error, batch_spans, opaque_error, position, request_error
-from connector.spec import (
-    ATTRIBUTES,
-    CUSTOM_EVENT_TYPE,
-    DEVICE_IDENTITIES,
-    EVENT_NAME,
-    EVENT_TYPE,
-    MAX_BATCH_BYTES,
-    MAX_BATCHES_PER_REQUEST,
-    MAX_NAME_CHARS,
-    MAX_REQUEST_BYTES,
-    MAX_USER_ATTRIBUTES,
-    MAX_VALUE_CHARS,
-    Kind,
-    Place,
-)
-from connector.transform import UUID
+from connector.sandbox_server import HEADER_TIMEOUT, OVER_LIMIT, Guard, refuse_remote, run
+from connector.spec import MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
 
-TOP_LEVEL_KEYS = frozenset(
-    {
-        "source_request_id",
-        "environment",
-        "user_identities",
-        "user_attributes",
-        "device_info",
-        "ip",
-        "integration_attributes",
-        "events",
-    }
-)
-ENVIRONMENTS = ("development", "production")
-IDENTITY_KEYS = ("email", "other", "customerid", *(f"other_id_{n}" for n in range(2, 11)))
-# Any one of these (or a device id in device_info) identifies the user.
-MAIN_IDENTITIES = ("email", "other", "customerid", "other_id_2")
-UUID_DEVICE_IDS = tuple(
-    a.key for a in ATTRIBUTES if a.place == Place.DEVICE and a.kind == Kind.UUID
-)
-# The published batch schema's CustomEvent: `event_type` and `data`; data's known keys.
-EVENT_KEYS = frozenset({"event_type", "data"})
-EVENT_DATA_KEYS = frozenset(
-    {
-        *("event_name", "custom_event_type", "custom_flags", "custom_attributes"),
-        *("timestamp_unixtime_ms", "source_message_id", "event_id", "event_num"),
-        *("session_id", "session_uuid", "session_start_unixtime_ms", "event_start_unixtime_ms"),
-        *("location", "device_current_state", "is_goal_defined", "lifetime_value_change"),
-        *("lifetime_value_attribute_name", "data_connection_type", "view_controller"),
-        *("is_main_thread", "canonical_name", "event_system_notification_info"),
-    }
-)
-CUSTOM_EVENT_TYPES = frozenset(
-    {
-        *("navigation", "location", "search", CUSTOM_EVENT_TYPE, "user_content"),
-        *("user_preference", "social", "other", "media"),
-    }
-)
 REJECTED_BY_SANDBOX = "rejected_by_sandbox"
 # --fail-rate picks one of these uniformly (429 with Retry-After 0..--retry-after-max).
 FAULTS = (
@@ -110,11 +60,6 @@ FAULTS = (
 )
 _SHOWN_STATUSES = ("202", "400", "401", "403", "429", "500", "502", "503")
 _MAX_PAGE = 10_000
-_HEX = re.compile(r"[0-9a-f]{64}")  # hashes are sent lower-case (ATTRIBUTES.md)
-_UUID = re.compile(UUID)
-_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # the SDK sends numbers as text
-_DIGITS = re.compile(r"[0-9]+")
-_PATH_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")  # a key shown in a Path; others are not
 
 
 @dataclass(frozen=True)
@@ -140,6 +85,8 @@ class SandboxSettings:
     hang_rate: float = 0.0  # never answered: held until the client gives up
     opaque_errors: bool = False  # bulk errors do not say which batch (no Path, no position)
     journal: Path | None = None  # JSON lines of what was received; replayed on start
+    header_timeout_s: float = 10.0  # a connection's request headers must come within this
+    max_connections: int = 256  # open at once; one more is closed as soon as it is accepted
     clock: Callable[[], float] = time.monotonic  # the token bucket's time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     wall_clock: Callable[[], float] = time.time  # `received_at` of recorded batches
@@ -160,6 +107,10 @@ class SandboxSettings:
             raise ValueError("latency_s must not be negative")
         if self.keep_bodies < 0:
             raise ValueError("keep_bodies must not be negative")
+        if not self.header_timeout_s > 0:
+            raise ValueError("header_timeout_s must be a positive number of seconds")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
 
 
 _RATES = (
@@ -171,29 +122,6 @@ _RATES = (
     "slow_rate",
     "hang_rate",
 )
-
-
-class Invalid(Exception):
-    """A request or batch the sandbox refuses: a code and a message naming the field.
-
-    `path` is the field's reader path inside the batch ("" for none); `indexed`: the
-    platform's answer prefixes it with the batch's index in a bulk array (`[3].`), as
-    its .NET reader does for values it fails to convert (the device ids' UUIDs).
-    """
-
-    def __init__(self, code: str, message: str, path: str = "", indexed: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.path = path
-        self.indexed = indexed
-
-
-class Checked(NamedTuple):
-    batch: dict[str, Any]
-    source_request_id: str | None  # optional in the platform's schema
-    environment: str
-    confirmationref: str
 
 
 @dataclass(frozen=True)
@@ -208,319 +136,35 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return Reply(status, {"errors": [{"code": code, "message": message}]}, headers or {})
 
 
-def _path(where: str, key: object) -> str:
-    """`where.key`, or just `where` when the key is not a plain short name."""
-    if not (isinstance(key, str) and _PATH_KEY.fullmatch(key)):
-        return where
-    return f"{where}.{key}" if where else key
-
-
-def _name(key: object) -> str:
-    text = str(key)
-    return repr(text if len(text) <= 64 else text[:64] + "...")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_scalar(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
-def _object(value: object, where: str, code: str, path: str | None = None) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise Invalid(code, f"{where} must be a JSON object", where if path is None else path)
-    return value
-
-
-def _check_sized(where: str, name: str, value: object, path: str) -> None:
-    """Name and value length limits (seed 001) of one attribute; `path`: its object's."""
-    if len(name) > MAX_NAME_CHARS:
-        raise Invalid(
-            "attribute_name_too_long",
-            f"{where} has an attribute name longer than {MAX_NAME_CHARS} characters",
-            path,
-        )
-    texts = value if isinstance(value, list) else [value]
-    if any(len(v if isinstance(v, str) else json.dumps(v)) > MAX_VALUE_CHARS for v in texts):
-        raise Invalid(
-            "attribute_value_too_long",
-            f"{where}.{name} is longer than {MAX_VALUE_CHARS} characters",
-            _path(path, name),
-        )
-
-
-def _check_hash(where: str, value: object, path: str) -> None:
-    if not (isinstance(value, str) and _HEX.fullmatch(value)):
-        raise Invalid(
-            "invalid_hash", f"{where} must be 64 lowercase hex characters (SHA-256)", path
-        )
-
-
-def _check_identities(batch: dict[str, Any], device: dict[str, Any]) -> None:
-    identities = _object(batch.get("user_identities", {}), "user_identities", "invalid_identity")
-    for key, value in identities.items():
-        if key not in IDENTITY_KEYS:
-            raise Invalid(
-                "unknown_identity",
-                f"user_identities.{_name(key)} is not an identity type; "
-                f"use one of {', '.join(IDENTITY_KEYS)}",
-                _path("user_identities", key),
-            )
-        if not isinstance(value, str) or not value:
-            raise Invalid(
-                "invalid_identity",
-                f"user_identities.{key} must be a non-empty string",
-                f"user_identities.{key}",
-            )
-    if "other" in identities:
-        where = "user_identities.other"
-        _check_hash(f"{where} (the hashed email)", identities["other"], where)
-    if "email" in identities and "@" not in identities["email"]:
-        raise Invalid(
-            "invalid_email",
-            "user_identities.email is not an email address",
-            "user_identities.email",
-        )
-    if not any(k in identities for k in MAIN_IDENTITIES) and not any(
-        isinstance(device.get(k), str) and device[k] for k in DEVICE_IDENTITIES
-    ):
-        raise Invalid(
-            "missing_identity",
-            f"user_identities needs one of {', '.join(MAIN_IDENTITIES)} "
-            f"(or device_info needs one of {', '.join(DEVICE_IDENTITIES)})",
-            "user_identities",
-        )
-
-
-def _check_user_attributes(batch: dict[str, Any]) -> None:
-    where = "user_attributes"
-    attributes = _object(batch.get(where, {}), where, "invalid_user_attributes")
-    if len(attributes) > MAX_USER_ATTRIBUTES:
-        raise Invalid(
-            "too_many_user_attributes",
-            f"user_attributes has {len(attributes)} keys; the limit is {MAX_USER_ATTRIBUTES}",
-            where,
-        )
-    for name, value in attributes.items():
-        if not (
-            _is_scalar(value) or (isinstance(value, list) and all(_is_scalar(v) for v in value))
-        ):
-            raise Invalid(
-                "invalid_user_attributes",
-                f"user_attributes.{_name(name)} must be a string, number, boolean or a list",
-                _path(where, name),
-            )
-        _check_sized(where, name, value, where)
-        if name.endswith("sha256"):
-            _check_hash(f"user_attributes.{name}", value, _path(where, name))
-
-
-def _check_device_and_ip(batch: dict[str, Any], device: dict[str, Any]) -> None:
-    for key, value in device.items():
-        if not _is_scalar(value):
-            raise Invalid(
-                "invalid_device_info",
-                f"device_info.{_name(key)} must be a scalar",
-                _path("device_info", key),
-            )
-    for key in ("android_uuid", "http_header_user_agent"):
-        if key in device and not isinstance(device[key], str):
-            raise Invalid(
-                "invalid_device_info", f"device_info.{key} must be a string", f"device_info.{key}"
-            )
-    for key in UUID_DEVICE_IDS:
-        if key in device and not (isinstance(device[key], str) and _UUID.fullmatch(device[key])):
-            where = f"device_info.{key}"
-            raise Invalid("invalid_device_id", f"{where} must be a UUID", where, indexed=True)
-    if "ip" in batch:
-        ip = batch["ip"]
-        try:
-            ok = isinstance(ip, str) and "%" not in ip and bool(ipaddress.ip_address(ip))
-        except ValueError:
-            ok = False
-        if not ok:
-            raise Invalid("invalid_ipaddress", "ip must be an IPv4 or IPv6 address", "ip")
-    integrations = _object(
-        batch.get("integration_attributes", {}),
-        "integration_attributes",
-        "invalid_integration_attributes",
-    )
-    for integration, attributes in integrations.items():
-        where = f"integration_attributes.{_name(integration)}"
-        path = _path("integration_attributes", integration)
-        code = "invalid_integration_attributes"
-        for name, value in _object(attributes, where, code, path).items():
-            if not isinstance(value, str):
-                raise Invalid(code, f"{where}.{_name(name)} must be a string", _path(path, name))
-            _check_sized(where, name, value, path)
-
-
-def _check_known(fields: dict[str, Any], known: frozenset[str], where: str) -> None:
-    for key in fields:
-        if key not in known:
-            raise Invalid(
-                "unknown_field", f"{where}.{_name(key)} is not an event field", _path(where, key)
-            )
-
-
-def _check_event_data(data: dict[str, Any]) -> None:
-    """The event's fields other than its custom attributes."""
-    _check_known(data, EVENT_DATA_KEYS, "events[0].data")
-    if data.get("event_name") != EVENT_NAME:
-        raise Invalid(
-            "invalid_event_name",
-            f"events[0].data.event_name must be {EVENT_NAME!r}",
-            "events[0].data.event_name",
-        )
-    if "custom_event_type" in data and data["custom_event_type"] not in CUSTOM_EVENT_TYPES:
-        raise Invalid(
-            "invalid_custom_event_type",
-            "events[0].data.custom_event_type must be one of "
-            + ", ".join(sorted(CUSTOM_EVENT_TYPES)),
-            "events[0].data.custom_event_type",
-        )
-    message_id = data.get("source_message_id")
-    if "source_message_id" in data and not (
-        isinstance(message_id, str) and _UUID.fullmatch(message_id)
-    ):
-        raise Invalid(
-            "invalid_source_message_id",
-            "events[0].data.source_message_id must be a UUID string",
-            "events[0].data.source_message_id",
-        )
-    if "timestamp_unixtime_ms" in data and not _is_integer(data["timestamp_unixtime_ms"]):
-        raise Invalid(
-            "invalid_timestamp",
-            "events[0].data.timestamp_unixtime_ms must be an integer",
-            "events[0].data.timestamp_unixtime_ms",
-        )
-
-
-def _check_event(batch: dict[str, Any]) -> str:
-    """The one conversion event; returns its confirmationref."""
-    events = batch.get("events")
-    if not isinstance(events, list) or len(events) != 1:
-        raise Invalid(
-            "invalid_events", "events must be a list of exactly one conversion event", "events"
-        )
-    event = _object(events[0], "events[0]", "invalid_events")
-    _check_known(event, EVENT_KEYS, "events[0]")
-    if event.get("event_type") != EVENT_TYPE:
-        raise Invalid(
-            "invalid_event_type",
-            f"events[0].event_type must be {EVENT_TYPE!r}",
-            "events[0].event_type",
-        )
-    _check_event_data(data := _object(event.get("data"), "events[0].data", "invalid_events"))
-    where = "events[0].data.custom_attributes"
-    attributes = _object(data.get("custom_attributes"), where, "invalid_custom_attributes")
-    for name, value in attributes.items():
-        if not _is_scalar(value):
-            raise Invalid(
-                "invalid_custom_attributes",
-                f"{where}.{_name(name)} must be a string, number or boolean",
-                _path(where, name),
-            )
-        _check_sized(where, name, value, where)
-    for key in ("confirmationref", "conversiontype"):
-        value = attributes.get(key)
-        if not (isinstance(value, str) and value.strip()):
-            raise Invalid(
-                f"missing_{key}", f"{where}.{key} must be a non-empty string", f"{where}.{key}"
-            )
-    for key in ("amount", "margin"):
-        value = attributes.get(key)
-        if key in attributes and not (
-            _is_number(value) or (isinstance(value, str) and _DECIMAL.fullmatch(value))
-        ):
-            raise Invalid(
-                "invalid_amount",
-                f"{where}.{key} must be a JSON number or a string holding a decimal number",
-                f"{where}.{key}",
-            )
-    quantity = attributes.get("quantity")
-    if "quantity" in attributes and not (
-        _is_integer(quantity) or (isinstance(quantity, str) and _DIGITS.fullmatch(quantity))
-    ):
-        raise Invalid(
-            "invalid_quantity",
-            f"{where}.quantity must be a JSON integer or a string of digits",
-            f"{where}.quantity",
-        )
-    ref: str = attributes["confirmationref"]
-    return ref
-
-
-def check_batch(batch: object) -> Checked:
-    """Validate one batch as the Event API would; raise `Invalid` for the first problem.
-
-    As in the platform's schema only `environment` is required of the batch's own
-    fields; this connector's conversions also need their confirmationref and
-    conversiontype, and an identity.
-    """
-    if not isinstance(batch, dict):
-        raise Invalid("invalid_batch", "a batch must be a JSON object")
-    size = len(json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_BATCH_BYTES:
-        raise Invalid(
-            "batch_too_large", f"the batch is {size} bytes; the limit is {MAX_BATCH_BYTES}"
-        )
-    for key in batch:
-        if key not in TOP_LEVEL_KEYS:
-            hint = (
-                "; the platform sets it"
-                if key in ("schema_version", "timestamp_unixtime_ms")
-                else ""
-            )
-            raise Invalid(
-                "unknown_field",
-                f"{_name(key)} is not an accepted batch field{hint}",
-                _path("", key),
-            )
-    request_id = batch.get("source_request_id")
-    if "source_request_id" in batch and not (isinstance(request_id, str) and request_id):
-        raise Invalid(
-            "invalid_source_request_id",
-            "source_request_id must be a non-empty string when given",
-            "source_request_id",
-        )
-    environment = batch.get("environment")
-    if environment not in ENVIRONMENTS:
-        raise Invalid(
-            "invalid_environment", "environment must be development or production", "environment"
-        )
-    device = _object(batch.get("device_info", {}), "device_info", "invalid_device_info")
-    _check_identities(batch, device)
-    _check_user_attributes(batch)
-    _check_device_and_ip(batch, device)
-    return Checked(batch, request_id, str(environment), _check_event(batch))
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
-def _parse(body: bytes) -> tuple[str, object]:
-    """The body's text and value. Strict JSON: UTF-8, no NaN / Infinity, no number that
-    overflows a double."""
+def _open_journal(path: Path) -> IO[str]:
+    """`path` opened to read and append, created owner-only (it holds hashed PII), never
+    through a symbolic link, and only a regular file of this user with no other link;
+    ConfigError otherwise."""
+    what = "--journal"
+    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        text = body.decode("utf-8")
-        return text, json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise Invalid("invalid_json", "the request body is not valid UTF-8 JSON") from None
+        fd = os.open(path, flags, files.OWNER_ONLY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            files.refuse_link(path, what, "give the path of a regular file")
+        raise ConfigError(f"{what}: {path} cannot be opened: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            problem = "is not a regular file"
+        elif info.st_uid != os.geteuid():
+            problem = "belongs to another user"
+        elif info.st_nlink > 1:
+            problem = "has other hard links (it would write through them)"
+        else:
+            problem = ""
+        if problem:
+            raise ConfigError(f"{what}: {path} {problem}; give another path")
+        os.fchmod(fd, files.OWNER_ONLY)
+        return os.fdopen(fd, "a+", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class Sandbox:
@@ -541,10 +185,12 @@ class Sandbox:
             settings.seed if settings.seed is not None else random.getrandbits(64)
         )
         self._journal: IO[str] | None = None
+        # Counted by the server's connection guards (`sandbox_server.Guard`).
+        self.connections_closed: Counter[str] = Counter()
         self.reset()
         if settings.journal is not None:
-            self._replay(settings.journal)
-            self._journal = settings.journal.open("a", encoding="utf-8")
+            self._journal = _open_journal(settings.journal)
+            self._replay(self._journal)
 
     def reset(self) -> None:
         """Forget everything recorded (the journal too); the faults restart from the seed."""
@@ -573,6 +219,7 @@ class Sandbox:
         self.request_errors_by_code: Counter[str] = Counter()
         self.responses_by_status: Counter[int] = Counter()
         self.faults_by_kind: Counter[str] = Counter()
+        self.connections_closed.clear()
 
     def close(self) -> None:
         """Close the journal (the record stays in the file for the next sandbox)."""
@@ -580,27 +227,29 @@ class Sandbox:
             self._journal.close()
             self._journal = None
 
-    def _replay(self, path: Path) -> None:
+    def _replay(self, journal: IO[str]) -> None:
         """Take back what an earlier sandbox on this journal received and accepted."""
-        if not path.exists():
-            return
-        with path.open(encoding="utf-8") as lines:
-            for line in lines:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue  # the last line, cut short when that sandbox was killed
-                if "receipt" in event:
-                    self._receipt(event["receipt"])
-                elif "accepted" in event:
-                    self._record(event["accepted"])
-                elif "resent" in event:
-                    self.resent += 1
+        journal.seek(0)
+        for line in journal:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # the last line, cut short when that sandbox was killed
+            if "receipt" in event:
+                self._receipt(event["receipt"])
+            elif "accepted" in event:
+                self._record(event["accepted"])
+            elif "resent" in event:
+                self.resent += 1
+        journal.seek(0, os.SEEK_END)
 
-    def _log(self, event: dict[str, Any]) -> None:
+    def _log(self, key: str, values: Iterable[object]) -> None:
+        """Append a `{key: value}` line per value to the journal, if any, and flush."""
         if self._journal is not None:
-            self._journal.write(json.dumps(event, separators=(",", ":")) + "\n")
-            self._journal.flush()
+            lines = "".join(json.dumps({key: v}, separators=(",", ":")) + "\n" for v in values)
+            if lines:
+                self._journal.write(lines)
+                self._journal.flush()
 
     def _receipt(self, request_id: str) -> None:
         count = self._receipts[request_id] = self._receipts.get(request_id, 0) + 1
@@ -624,6 +273,9 @@ class Sandbox:
             "max_batches_per_request": self.max_batches_per_request,
             "max_receipts": self.max_receipts,
             "faults_by_kind": dict(sorted(self.faults_by_kind.items())),
+            "connections_closed": {
+                key: self.connections_closed[key] for key in (HEADER_TIMEOUT, OVER_LIMIT)
+            },
         }
 
     def recorded(self, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
@@ -657,9 +309,15 @@ class Sandbox:
         return None
 
     async def receive(self, bulk: bool, body: bytes | None) -> Reply:
-        """Answer one authorized POST; `body` None means it exceeded MAX_REQUEST_BYTES."""
+        """Answer one authorized POST; `body` None means it exceeded MAX_REQUEST_BYTES.
+
+        A request refused as a whole (too large, not JSON, a bulk body that is no array
+        of 1 to 100 batches) is refused before anything is recorded; each valid batch
+        counts a receipt, even when a fault then refuses the request.
+        """
         problem: Invalid | None = None
-        batches: list[object] = []
+        verdicts: list[Checked | Invalid] = []
+        count = 0
         text = ""
         try:
             if body is None:
@@ -667,27 +325,29 @@ class Sandbox:
                     "request_too_large",
                     f"the request body is over {MAX_REQUEST_BYTES} bytes; send fewer batches",
                 )
-            text, parsed = _parse(body)
+            text, parsed = parse_body(body)
             batches = parsed if bulk and isinstance(parsed, list) else [parsed]
-            self.max_batches_per_request = max(self.max_batches_per_request, len(batches))
-            if bulk and (
-                not isinstance(parsed, list) or not 1 <= len(parsed) <= MAX_BATCHES_PER_REQUEST
-            ):
-                count = f"{len(parsed)} batches" if isinstance(parsed, list) else "no array"
+            count = len(batches)
+            self.max_batches_per_request = max(self.max_batches_per_request, count)
+            if bulk and (not isinstance(parsed, list) or not 1 <= count <= MAX_BATCHES_PER_REQUEST):
+                got = f"{count} batches" if isinstance(parsed, list) else "no array"
                 raise Invalid(
                     "invalid_bulk",
                     f"/v2/bulkevents takes a JSON array of 1 to {MAX_BATCHES_PER_REQUEST} "
-                    f"batch objects; got {count}",
+                    f"batch objects; got {got}",
                 )
+            verdicts = [judge(batch) for batch in batches]
         except Invalid as exc:
             problem = exc
-        for batch in batches:
-            request_id = batch.get("source_request_id") if isinstance(batch, dict) else None
-            if isinstance(request_id, str):
-                self._receipt(request_id)
-                self._log({"receipt": request_id})
-        cost = min(max(len(batches), 1), MAX_BATCHES_PER_REQUEST)
-        refused = self._fault() or self._take_tokens(cost)
+        received = [
+            v.source_request_id
+            for v in verdicts
+            if isinstance(v, Checked) and v.source_request_id is not None
+        ]
+        for request_id in received:
+            self._receipt(request_id)
+        self._log("receipt", received)
+        refused = self._fault() or self._take_tokens(min(max(count, 1), MAX_BATCHES_PER_REQUEST))
         if refused is not None:
             return refused
         if self.settings.latency_s > 0:
@@ -702,7 +362,7 @@ class Sandbox:
             return Reply(0, {}, fate="hang")
         if mishap == "reset" and self._rng.random() < 0.5:
             return Reply(202, {}, fate="drop")  # lost on the way in: nothing recorded
-        reply = self._settle(bulk, batches, text)
+        reply = self._settle(bulk, verdicts, text)
         if mishap == "reset":
             return Reply(reply.status, reply.body, fate="drop")  # recorded; the answer is lost
         if mishap == "slow":
@@ -772,37 +432,38 @@ class Sandbox:
             {"Retry-After": str(wait)},
         )
 
-    def _settle(self, bulk: bool, batches: list[object], text: str) -> Reply:
-        """Judge and record each batch; `text` is the body they were parsed from.
+    def _settle(self, bulk: bool, verdicts: list[Checked | Invalid], text: str) -> Reply:
+        """Record each valid batch, by its verdict; `text` is the body they were parsed from.
 
         A bulk request is answered 202, with one error per batch refused; a single
         batch refused (invalid, or by --reject-rate) is answered 400.
         """
         errors: list[dict[str, str]] = []
         spans: list[tuple[int, int]] = []
-        for index, batch in enumerate(batches):
-            try:
-                checked = check_batch(batch)
-                request_id = checked.source_request_id
+        for index, verdict in enumerate(verdicts):
+            if isinstance(verdict, Checked):
+                request_id = verdict.source_request_id
                 if request_id is not None and request_id in self._accepted:
                     self.resent += 1
-                    self._log({"resent": request_id})
+                    self._log("resent", [request_id])
                     continue
-                if self._rejects(checked):
-                    raise Invalid(REJECTED_BY_SANDBOX, "sandbox --reject-rate rejected this batch")
-            except Invalid as exc:
+                if self._rejects(verdict):
+                    verdict = Invalid(
+                        REJECTED_BY_SANDBOX, "sandbox --reject-rate rejected this batch"
+                    )
+            if isinstance(verdict, Invalid):
                 spans = spans or batch_spans(text, bulk)
-                errors.append(self._rejection(exc, bulk, index, text, spans[index]))
+                errors.append(self._rejection(verdict, bulk, index, text, spans[index]))
                 continue
             record = {
                 "received_at": self.settings.wall_clock(),
                 "source_request_id": request_id,
-                "environment": checked.environment,
-                "confirmationref": checked.confirmationref,
-                "batch": checked.batch,
+                "environment": verdict.environment,
+                "confirmationref": verdict.confirmationref,
+                "batch": verdict.batch,
             }
             self._record(record)
-            self._log({"accepted": record})
+            self._log("accepted", [record])
         if not bulk and errors:
             return Reply(400, {"errors": errors})
         return Reply(202, {"errors": errors} if errors else {})
@@ -878,13 +539,6 @@ async def _until_disconnected(request: Request) -> None:
         pass
 
 
-class _QuietDrops(logging.Filter):
-    """Keeps uvicorn from logging each connection the sandbox drops on purpose as an error."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "without completing response" not in record.getMessage()
-
-
 def create_app(settings: SandboxSettings) -> Starlette:
     """The sandbox ASGI app; its state is `app.state.sandbox` (a `Sandbox`)."""
     sandbox = Sandbox(settings)
@@ -942,32 +596,6 @@ def create_app(settings: SandboxSettings) -> Starlette:
     return app
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, calling back once its listener is serving."""
-
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None) -> None:
-        super().__init__(config)
-        self._on_started = on_started
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and self._on_started is not None:
-            self._on_started()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def serve(
     settings: SandboxSettings,
     host: str = "127.0.0.1",
@@ -976,29 +604,16 @@ def serve(
     *,
     allow_remote: bool = False,
 ) -> None:
-    """Run the sandbox on `host:port` (port 0 picks a free one) until interrupted.
-
-    `ready(url)` is called with the real `http://host:port` once it is serving.
-    Ctrl-C (SIGINT) returns normally after a graceful shutdown; SIGTERM ends the
-    process as uvicorn does. A host other than loopback is refused unless `allow_remote`.
+    """Run the sandbox on `host:port` until interrupted (`sandbox_server.run`: port 0
+    picks a free one; `ready(url)` once it serves). A host other than loopback is refused
+    (ValueError) unless `allow_remote`; a journal that cannot be used safely (ConfigError)
+    before anything is bound.
     """
-    if not allow_remote and not is_loopback_host(host):
-        raise ValueError(
-            f"refusing to serve the sandbox on non-loopback host {host!r}; "
-            "use 127.0.0.1 or pass allow_remote=True"
-        )
-    sock = _bind(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    url = f"http://{shown}:{bound_port}"
+    refuse_remote(host, allow_remote)
     app = create_app(settings)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off")
-    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
-    server = _Server(config, (lambda: ready(url)) if ready is not None else None)
+    sandbox: Sandbox = app.state.sandbox
+    guard = Guard(settings.header_timeout_s, settings.max_connections, sandbox.connections_closed)
     try:
-        server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass  # Ctrl-C: uvicorn has shut down gracefully and re-raised the signal
+        run(app, host, port, guard, ready)
     finally:
-        sock.close()
-        app.state.sandbox.close()
+        sandbox.close()

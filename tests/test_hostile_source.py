@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from connector import pipeline, source
 from connector.config import Config, load_config
 from connector.errors import SourceError
-from connector.sandbox import check_batch
+from connector.sandbox_checks import check_batch
 from connector.spec import MAX_BATCH_BYTES, MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES, REASONS
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)  # conftest pins every run's "now" here

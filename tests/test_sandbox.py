@@ -19,6 +19,7 @@ import json
 import os
 import re
 import select
+import stat
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ from starlette.applications import Starlette
 from connector.config import MappingConfig
 from connector.payload import encode, pack
 from connector.sandbox import FAULTS, Reply, Sandbox, SandboxSettings, create_app, serve
+from connector.sandbox_checks import MAX_DEPTH
 from connector.spec import (
     MAX_BATCH_BYTES,
     MAX_BATCHES_PER_REQUEST,
@@ -383,6 +385,12 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
         "custom_event_type",
     ),
     (
+        "custom_event_type_list",  # unhashable: once a 500
+        put((*DATA, "custom_event_type"), ["other"]),
+        "invalid_custom_event_type",
+        "custom_event_type",
+    ),
+    (
         "message_id",
         put((*DATA, "source_message_id"), "not-a-uuid"),
         "invalid_source_message_id",
@@ -593,13 +601,18 @@ def test_the_seed_example_is_accepted() -> None:
         (EVENTS, b'{"environment": NaN}', "invalid_json"),
         (BULK, b"[1e999]", "invalid_json"),
         (EVENTS, b"\xff\xfe{}", "invalid_json"),
+        (EVENTS, b'{"environment": "development\\ud800"}', "invalid_json"),
+        (BULK, b'[{"\\udfff": 1}]', "invalid_json"),
         (EVENTS, b"", "invalid_json"),
         (EVENTS, b"[]", "invalid_batch"),
         (EVENTS, b'"text"', "invalid_batch"),
         (BULK, b"{}", "invalid_bulk"),
         (BULK, b"[]", "invalid_bulk"),
     ],
-    ids=["garbage", "nan", "overflow", "not_utf8", "empty", "array", "string", "object", "none"],
+    ids=[
+        *("garbage", "nan", "overflow", "not_utf8", "lone_surrogate", "lone_surrogate_key"),
+        *("empty", "array", "string", "object", "none"),
+    ],
 )
 def test_malformed_requests_are_400(path: str, body: bytes, code: str) -> None:
     sandbox = Client()
@@ -610,6 +623,23 @@ def test_malformed_requests_are_400(path: str, body: bytes, code: str) -> None:
     if code != "invalid_batch":  # a single body that is not an object is its one batch
         assert "Path" not in error["message"]  # about the request, not one batch
     assert sandbox.stats()["batches"] == 0
+
+
+def test_nesting_deeper_than_the_platform_reads_is_400_never_500() -> None:
+    def nested(depth: int) -> str:
+        flags = "[" * depth + "]" * depth  # custom_flags: the one place no check bounds
+        return compact(batch(0)).replace('"data":{', f'"data":{{"custom_flags":{flags},', 1)
+
+    sandbox = Client()
+    assert sandbox.post(EVENTS, nested(MAX_DEPTH - 4)).status_code == 202  # 64 levels
+    response = sandbox.post(EVENTS, nested(MAX_DEPTH - 3))
+    assert (response.status_code, codes(response)) == (400, ["too_deep"])
+    for depth in range(880, 1010, 3):  # around the interpreter's recursion limit
+        for path, body in [(EVENTS, nested(depth)), (BULK, f"[{nested(depth)}]")]:
+            response = sandbox.post(path, body)
+            assert codes(response) in (["too_deep"], ["invalid_json"]), (depth, path)
+    assert sandbox.stats()["responses_by_status"]["500"] == 0
+    assert sandbox.recorded()["total"] == 1
 
 
 def test_over_one_hundred_batches_is_400_and_nothing_is_recorded() -> None:
@@ -1149,6 +1179,8 @@ def test_settings_are_checked() -> None:
         {"burst_length": 0},
         {"retry_after_max_s": -1},
         {"slow_s": -1},
+        {"header_timeout_s": 0},
+        {"max_connections": 0},
     ]
     for bad in bad_settings:
         with pytest.raises(ValueError):
@@ -1222,3 +1254,122 @@ def test_over_loopback_a_dropped_answer_and_a_hung_request_are_network_errors(
         assert time.monotonic() < deadline
         time.sleep(0.02)
     assert hanging.stats()["faults_by_kind"] == {"hang": 1}
+
+
+# --- hostile requests and files, over loopback ----------------------------------------
+
+SANDBOX_AUTH = ("sandbox-key", "sandbox-secret")  # the command's defaults
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        kb = next(line.split()[1] for line in status if line.startswith("VmRSS:"))
+    return int(kb) / 1024
+
+
+def test_an_undecodable_body_is_400_and_the_sandbox_still_serves(
+    sandbox_factory: Callable[..., Any],
+) -> None:
+    sandbox = sandbox_factory()
+    lone = batch(0)
+    put((*ATTRS, "productname"), "T-shirt \ud800")(lone)  # json.dumps escapes it: \ud800
+    paired = batch(1)
+    put((*ATTRS, "productname"), "T-shirt \U0001f455")(paired)  # escaped as a pair: valid
+    undecodable = [
+        (EVENTS, json.dumps(lone).encode()),
+        (BULK, json.dumps([batch(2), lone]).encode()),  # the whole request, not one batch
+        (EVENTS, b'{"\\udfff": 1, "environment": "development"}'),  # a key
+        (EVENTS, compact(batch(3)).encode().replace(b"ORD-", b"ORD-\xff")),  # bad UTF-8
+        (EVENTS, compact(batch(4)).encode()[:-1]),  # cut short: not JSON
+    ]
+    with httpx.Client(base_url=sandbox.url, auth=SANDBOX_AUTH) as client:
+        for path, body in undecodable:
+            response = client.post(path, content=body)
+            assert (response.status_code, codes(response)) == (400, ["invalid_json"]), body[:60]
+            [error] = response.json()["errors"]
+            assert "Path" not in error["message"]  # about the request, not one batch
+        assert "lone surrogate" in client.post(EVENTS, content=undecodable[0][1]).text
+        assert b"\\ud83d\\udc55" in json.dumps(paired).encode()
+        accepted = client.post(BULK, content=json.dumps([paired]).encode())
+        assert (accepted.status_code, accepted.json()) == (202, {})
+    stats = sandbox.stats()
+    assert stats["responses_by_status"]["500"] == 0
+    assert stats["request_errors_by_code"] == {"invalid_json": len(undecodable) + 1}
+    [record] = sandbox.records()
+    assert record["batch"]["events"][0]["data"]["custom_attributes"]["productname"] == (
+        "T-shirt \U0001f455"
+    )
+
+
+def test_a_refused_bulk_request_leaves_no_receipt_journal_line_or_memory(
+    sandbox_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    journal = tmp_path / "sandbox.journal"
+    sandbox = sandbox_factory("--journal", str(journal))
+
+    def flood(name: str) -> bytes:
+        """5,500 batches with new ids: small enough for the request limit."""
+        body = bulk([{"source_request_id": f"{name}-{i}"} for i in range(5500)]).encode()
+        assert len(body) <= MAX_REQUEST_BYTES
+        return body
+
+    with httpx.Client(base_url=sandbox.url, auth=SANDBOX_AUTH) as client:
+        assert client.post(BULK, content=bulk([batch(0)])).status_code == 202
+        before = (sandbox.records(), journal.read_bytes())
+        refused = [
+            client.post(BULK, content=bulk([batch(i) for i in range(101)])),
+            *(client.post(BULK, content=flood(f"warm-{n}")) for n in range(3)),
+        ]
+        for response in refused:
+            assert (response.status_code, codes(response)) == (400, ["invalid_bulk"])
+        assert (sandbox.records(), journal.read_bytes()) == before  # receipts still 1
+        rss = _rss_mb(sandbox.process.pid)
+        for n in range(50):
+            assert client.post(BULK, content=flood(f"flood-{n}")).status_code == 400
+        grown = _rss_mb(sandbox.process.pid) - rss
+    assert grown < 10, f"the sandbox grew {grown:.1f} MB on 50 refused requests"
+    assert (sandbox.records(), journal.read_bytes()) == before
+    stats = sandbox.stats()
+    assert (stats["batches"], stats["max_receipts"]) == (1, 1)
+    assert stats["request_errors_by_code"] == {"invalid_bulk": 54}
+
+
+def test_the_journal_is_private_and_never_written_through_a_link(
+    sandbox_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    journal = tmp_path / "sandbox.journal"
+    sandbox = sandbox_factory("--journal", str(journal))
+    with httpx.Client(auth=SANDBOX_AUTH) as client:
+        assert client.post(sandbox.url + BULK, content=bulk([batch(0)])).status_code == 202
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o600  # it holds hashed PII
+    sandbox.kill()
+    journal.chmod(0o644)
+    sandbox.restart()  # appends to its own journal, and makes it private again
+    assert sandbox.accepted_refs() == ["ORD-00000"]
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o600
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the victim's data\n", encoding="utf-8")
+    victim.chmod(0o644)
+    (tmp_path / "link.journal").symlink_to(victim)
+    (tmp_path / "dangling.journal").symlink_to(tmp_path / "planted.txt")
+    os.link(victim, tmp_path / "hard.journal")
+    command = [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--journal"]
+    for path, says in [
+        (tmp_path / "link.journal", f"is a symbolic link to {victim}"),
+        (tmp_path / "dangling.journal", f"is a symbolic link to {tmp_path / 'planted.txt'}"),
+        (tmp_path / "hard.journal", "has other hard links"),
+    ]:
+        started = subprocess.run(
+            [*command, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=20,  # a sandbox that started would serve until killed
+            env={**os.environ, "COLUMNS": "200"},
+            check=False,
+        )
+        assert (started.returncode, started.stdout) == (2, ""), started.stderr
+        assert f"--journal: {path} {says}" in started.stderr
+    assert victim.read_text(encoding="utf-8") == "the victim's data\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not (tmp_path / "planted.txt").exists()

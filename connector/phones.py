@@ -49,7 +49,7 @@ def check_region(region: str) -> str:
     """`region` (an ISO 3166 alpha-2 code the numbering plan knows), upper-cased."""
     code = region.strip().upper()
     if code not in _plan()[2]:
-        raise ValueError(f"{region!r} is not a region of the phone numbering plan (e.g. US, GB)")
+        raise ValueError("is not a region of the phone numbering plan (e.g. US, GB)")
     return code
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
 import polars as pl
 import pytest
+from conftest import base_config, write_config
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from connector.config import MappingConfig
+from connector.config import MappingConfig, load_config
+from connector.errors import ConfigError
 from connector.payload import encode
 from connector.phones import national_numbers
 from connector.transform import split, transform, warning_counts
@@ -209,3 +212,11 @@ def test_phone_region_must_be_a_region_of_the_numbering_plan() -> None:
     assert MappingConfig(phone_region=" gb ").phone_region == "GB"
     with pytest.raises(ValueError, match="not a region"):
         MappingConfig(phone_region="XX")
+
+
+def test_a_long_phone_region_is_clipped_in_the_config_error(tmp_path: Path) -> None:
+    """The message names the key and shows the value cut to a readable length."""
+    config = write_config(tmp_path, base_config(tmp_path, mapping={"phone_region": "0" * 3000}))
+    with pytest.raises(ConfigError, match=r"mapping\.phone_region: is not a region") as refused:
+        load_config(config)
+    assert len(str(refused.value)) < 300

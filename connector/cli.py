@@ -97,6 +97,10 @@ def _window(
     return jobs.bounds(start, end, sync_window(config, now))
 
 
+_DIFFERING = (
+    "a duplicate confirmationref whose values differ from the first row's: only the "
+    "first was sent; fix the source (a sync fails on each the first time)"
+)
 _CHANGED = (
     "accepted before, payload now differs: not resent (Rokt deduplicates by "
     "confirmationref; see the README on corrections)"
@@ -128,6 +132,13 @@ def _print_validation(report: ValidationReport, config_path: Path) -> None:
     table.add_row("read", str(report.rows_read), "")
     table.add_row("valid (would be sent)", str(report.valid), "")
     table.add_row("duplicate confirmationref", str(report.duplicates), "the first row wins")
+    if report.duplicates_differing:
+        examples = ", ".join(report.differing_examples)
+        table.add_row(
+            "  unlike the first",
+            str(report.duplicates_differing),
+            f"{_DIFFERING}; e.g. {examples}",
+        )
     table.add_row("settled in the ledger", str(report.skipped), "a sync skips them")
     if report.changed_after_accept:
         examples = ", ".join(report.changed_examples)
@@ -182,7 +193,8 @@ def validate_command(
         sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
     else:
         _print_validation(report, config)
-    raise typer.Exit(EXIT_OK if report.rows_rejected == 0 else EXIT_ROWS_NOT_ACCEPTED)
+    clean = report.rows_rejected == 0 and report.duplicates_differing == 0
+    raise typer.Exit(EXIT_OK if clean else EXIT_ROWS_NOT_ACCEPTED)
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON report on stdout.")]
@@ -249,6 +261,12 @@ def _print_run(report: RunReport) -> None:
         _say(
             f"{report.rows_rejected_known:,} of the rejected rows were rejected before for the "
             "same reason and are unchanged (known: they alone do not fail the run)."
+        )
+    if report.duplicates_differing:
+        examples = ", ".join(report.differing_examples)
+        _say(
+            f"duplicates_differing {report.duplicates_differing:,} "
+            f"({report.duplicates_differing_known:,} seen before): {_DIFFERING}; e.g. {examples}"
         )
     if report.changed_after_accept:
         examples = ", ".join(report.changed_examples)

@@ -58,7 +58,7 @@ _SCANS_BEFORE_INDEX = 2
 # The ledger schema this code writes; sql/ledger_migrate_<n>_to_<n+1>.sql upgrades
 # an older ledger step by step when it is opened (2: `ledger_meta.ledger_id`;
 # 3: `runs.isolated`; 4: warnings, known rejections and the report's new counts).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _open_error(path: Path, exc: duckdb.Error, reading: bool = False) -> ConnectorError:
@@ -307,7 +307,7 @@ class Ledger:
         has: the payload hash of the rejected ones (the only ones whose payload decides),
         the first 32 bits of the accepted ones' (`payload_prefix`).
 
-        A run looks each ref up once. Its first chunks are looked up in the ledger
+        A run uses the answer for a ref's first row only. Its first chunks are looked up in the ledger
         file (a scan of it per chunk); from then on, in an index of the ledger's refs
         built once in memory (`RefIndex`), so a long run's check costs a binary search
         per ref rather than a scan of the whole ledger per chunk.

@@ -18,7 +18,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ParamSpec, TypeVar
 
@@ -78,6 +78,9 @@ class Prepared:
 
     rows_read: int
     duplicates: int
+    # the duplicates unlike the row that won (`_row`, `_row_sha256`, `_ref`): a sync
+    # fails on them the first time it sees them
+    differing: pl.DataFrame
     skipped: int  # already accepted, or rejected with the same payload (ledger)
     encoded: pl.DataFrame  # rows to send (ENCODED_COLUMNS), in the order of `requests`
     requests: list[Request]  # `start:stop` index rows of `encoded`
@@ -90,6 +93,20 @@ class Prepared:
     def warnings(self) -> dict[str, int]:
         """Rows to send by the field warning that dropped one of their fields."""
         return warning_counts(self.encoded)
+
+
+DIFFERING = "duplicate_differs"  # `rejected_rows.reason` of a duplicate unlike the winner
+_NONE = pl.DataFrame(schema={"_row": pl.Int64, "_row_sha256": pl.String})
+
+
+@dataclass(frozen=True)
+class _Transformed:
+    """One chunk after the parallel half: every row, duplicates too, with what the
+    ledger says of it (flags), before the run's dedup takes the repeats out."""
+
+    encoded: pl.DataFrame  # ENCODED_COLUMNS, `_settled`, `_changed`
+    rejected: pl.DataFrame  # REJECTED_COLUMNS, `_accepted_before`
+    shown: pl.DataFrame  # `_row`, `_body` of the first valid rows, redacted (`show`)
 
 
 def sync_window(config: Config, now: datetime) -> tuple[datetime, datetime]:
@@ -140,7 +157,7 @@ def _fingerprints(chunk: pl.DataFrame, rows: pl.Series, wanted: pl.Series) -> pl
     )
 
 
-def _prepare_chunk(
+def _transform_chunk(
     chunk: pl.DataFrame,
     rows: pl.Series,
     config: Config,
@@ -149,9 +166,8 @@ def _prepare_chunk(
     oldest_ms: int,
     newest_ms: int,
     refs: pl.Series,
-) -> Prepared:
-    """Transform, encode, drop what the ledger settled, and pack one deduplicated chunk
-    (`rows_read` and `duplicates` are the caller's to fill in)."""
+) -> _Transformed:
+    """Transform and encode every row of one chunk, and flag what the ledger settled."""
     environment = config.destination.environment
     frame = transform(chunk, config.mapping, environment, rows, oldest_ms, newest_ms, refs)
     valid, rejected = split(frame)
@@ -160,21 +176,77 @@ def _prepare_chunk(
     rejected = rejected.join(
         _fingerprints(chunk, rows, rejected["_row"]), on="_row", how="left"
     ).select(REJECTED_COLUMNS)
-    settled = _settled_before(encoded, known)
-    changed = encoded["_ref"].filter(_changed_after_accept(encoded, known))
     # a row rejected here whose conversion was accepted before stays accepted
     accepted_before = (
         rejected["_ref"]
         .is_in(known.filter(pl.col("status") == "accepted")["ref"].implode())
         .fill_null(False)  # a row without a confirmationref was never accepted
     )
+    if show:  # not a row an earlier one of this chunk repeats (dedup drops the rest)
+        first = refs.is_first_distinct() | refs.is_null()
+        valid = valid.filter(pl.col("_row").is_in(rows.filter(first).implode()))
+    shown = encode(valid.head(show), environment, redact=True)
+    return _Transformed(
+        encoded.select(
+            *ENCODED_COLUMNS,
+            _settled=_settled_before(encoded, known),
+            _changed=_changed_after_accept(encoded, known),
+        ),
+        rejected.with_columns(_accepted_before=accepted_before),
+        split(shown)[0].select("_row", "_body"),
+    )
+
+
+def _content(sha256_hex: str) -> pl.Expr:
+    """The first 32 bits of a SHA-256 (hex) column, as what the run's dedup compares."""
+    return pl.col(sha256_hex).str.slice(0, 8).str.to_integer(base=16).cast(pl.UInt32)
+
+
+def _deduplicate(
+    part: _Transformed,
+    chunk: pl.DataFrame,
+    rows: pl.Series,
+    refs: pl.Series,
+    dedup: RunDedup,
+    bulk: bool,
+) -> Prepared:
+    """Take the run's repeats out of one transformed chunk (in source order: the first
+    row with a ref wins), spot those unlike the row that won by their payload (or, for
+    a rejected row, its content), and pack the rest."""
+    contents = pl.concat(
+        [
+            part.encoded.select("_row", _content("_payload_sha256").alias("c")),
+            part.rejected.select("_row", _content("_row_sha256").alias("c")),
+        ]
+    ).sort("_row")["c"]
+    duplicate, differs = dedup.check(refs, contents)
+    encoded, rejected, shown = part.encoded, part.rejected, part.shown
+    if duplicate.any():
+        at = -rows[0] if rows.len() else 0
+
+        def unique(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame.filter(~duplicate.gather(frame["_row"] + at))
+
+        encoded, rejected, shown = unique(encoded), unique(rejected), unique(shown)
+    differing = _fingerprints(chunk, rows, rows.filter(differs)) if differs.any() else _NONE
+    differing = differing.with_columns(_ref=refs.filter(differs))
     amounts = encoded.select("_currency", "_amount")
-    shown = split(encode(valid.head(show), environment, redact=True))[0]["_body"].to_list()
-    encoded, rejected = encoded.filter(~settled), rejected.filter(~accepted_before)
-    skipped = int(settled.sum()) + int(accepted_before.sum())
-    requests = pack(encoded["_body"], config.destination.bulk)
+    changed = encoded["_ref"].filter(encoded["_changed"])
+    skipped = int(encoded["_settled"].sum()) + int(rejected["_accepted_before"].sum())
+    encoded = encoded.filter(~pl.col("_settled")).select(ENCODED_COLUMNS)
+    rejected = rejected.filter(~pl.col("_accepted_before")).select(REJECTED_COLUMNS)
+    requests = pack(encoded["_body"], bulk)
     return Prepared(
-        0, 0, skipped, encoded.select(ENCODED_COLUMNS), requests, rejected, changed, amounts, shown
+        rows.len(),
+        int(duplicate.sum()),
+        differing,
+        skipped,
+        encoded,
+        requests,
+        rejected,
+        changed,
+        amounts,
+        shown["_body"].to_list(),
     )
 
 
@@ -188,23 +260,24 @@ def prepare(
     workers: int = 2,
     lookup: Lookup | None = None,
 ) -> Generator[Prepared]:
-    """Each chunk of `[since, until)`: deduplicated, checked against the ledger
-    (`lookup`), transformed, encoded and packed; a run at `now` rejects events older
+    """Each chunk of `[since, until)`: checked against the ledger (`lookup`),
+    transformed, encoded, deduplicated and packed; a run at `now` rejects events older
     than `sync.max_event_age` as `too_old`, and later than now + `sync.max_clock_skew`
     as `future_event_time`. `show`: bodies of each chunk's first valid rows to print.
 
-    Deduplication and the ledger lookup run first, on each chunk in source order, so
-    the first row with a confirmationref wins; then up to `workers` chunks are
-    transformed, encoded and packed at once (polars and DuckDB release the GIL).
-    Chunks come out in order.
+    Up to `workers` chunks are transformed and encoded at once (polars and DuckDB
+    release the GIL); the ledger lookup before, and deduplication after, run on each
+    chunk in source order, so the first row with a confirmationref wins and its
+    repeats can be compared with it. Chunks come out in order.
     """
     dedup = RunDedup()
     nothing_known = pl.DataFrame(schema=KNOWN_SCHEMA)
-    in_flight: deque[tuple[int, int, Future[Prepared]]] = deque()
+    Pending = tuple[pl.DataFrame, pl.Series, pl.Series, Future[_Transformed]]
+    in_flight: deque[Pending] = deque()
 
     def next_part() -> Prepared:
-        rows_read, duplicates, future = in_flight.popleft()
-        return replace(future.result(), rows_read=rows_read, duplicates=duplicates)
+        chunk, rows, refs, future = in_flight.popleft()
+        return _deduplicate(future.result(), chunk, rows, refs, dedup, config.destination.bulk)
 
     first_row, oldest_ms = 1, _oldest_ms(config, now)
     newest_ms = epoch_ms(now + config.sync.max_clock_skew)
@@ -214,32 +287,26 @@ def prepare(
                 rows = pl.int_range(first_row, first_row + chunk.height, eager=True)
                 first_row += chunk.height
                 refs = confirmationrefs(chunk)
-                keep = ~dedup.duplicates(refs)
-                known = lookup(refs.filter(keep)) if lookup else nothing_known
+                # each ref once: only the answer for a ref's first row is used
+                known = lookup(refs.filter(refs.is_first_distinct())) if lookup else nothing_known
                 future = pool.submit(
-                    _prepare_chunk,
-                    chunk.filter(keep),
-                    rows.filter(keep),
-                    config,
-                    show,
-                    known,
-                    oldest_ms,
-                    newest_ms,
-                    refs.filter(keep),
+                    _transform_chunk, chunk, rows, config, show, known, oldest_ms, newest_ms, refs
                 )
-                in_flight.append((chunk.height, chunk.height - int(keep.sum()), future))
+                in_flight.append((chunk, rows, refs, future))
                 if len(in_flight) > workers:
                     yield next_part()
             while in_flight:
                 yield next_part()
     finally:
-        for _, _, future in in_flight:
+        for *_, future in in_flight:
             future.cancel()
 
 
 def _examples(seen: list[str], refs: pl.Series, most: int = 5) -> None:
-    """Add refs to `seen` until it holds `most`."""
-    seen += refs.head(most - len(seen)).to_list()
+    """Add refs not in `seen` yet to it, until it holds `most`."""
+    if len(seen) < most:
+        fresh = refs.drop_nulls().unique(maintain_order=True)
+        seen += fresh.filter(~fresh.is_in(seen)).head(most - len(seen)).to_list()
 
 
 def _amounts(amounts: pl.DataFrame) -> list[dict[str, object]]:
@@ -275,6 +342,8 @@ def validate(
         report.rows_read += part.rows_read
         report.valid += part.encoded.height
         report.duplicates += part.duplicates
+        report.duplicates_differing += part.differing.height
+        _examples(report.differing_examples, part.differing["_ref"])
         report.skipped += part.skipped
         report.changed_after_accept += part.changed.len()
         _examples(report.changed_examples, part.changed)
@@ -532,11 +601,18 @@ async def _deliver_all(
             _examples(report.changed_examples, part.changed)
             report.warnings.update(part.warnings)
             queued += part.encoded.height
-            rejections = part.rejected.select(
-                pl.col("_row_sha256").alias("row_sha256"), pl.col("_reason").alias("reason")
-            )
+            report.duplicates_differing += part.differing.height
+            _examples(report.differing_examples, part.differing["_ref"])
+            # rows not sent, each remembered by its content: those seen before are known
+            rejections = pl.concat(
+                [
+                    part.rejected.select("_row_sha256", reason="_reason"),
+                    part.differing.select("_row_sha256", reason=pl.lit(DIFFERING)),
+                ]
+            ).rename({"_row_sha256": "row_sha256"})
             known = await _in_thread(ledger.known_rejections, rejections)
-            report.rows_rejected_known += int(known.sum())
+            report.rows_rejected_known += int(known.head(part.rejected.height).sum())
+            report.duplicates_differing_known += int(known.tail(part.differing.height).sum())
             if not dry_run:
                 # write-ahead: these rows are in the ledger before their requests leave
                 rows_to_record = pl.concat(

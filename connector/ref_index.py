@@ -8,7 +8,8 @@ answers what `sql/ledger_lookup.sql` answers with a binary search per ref instea
 of a scan of the whole ledger per chunk. Memory: about 25 bytes per ledger row
 (250 MB for 10,000,000), plus the rejected conversions' payload hashes.
 Must not: outlive the run that built it. It does not see later writes, which is
-right only because a run looks each ref up once (`RunDedup` drops repeats first).
+right because a run uses the answer for a ref's first row only (later rows with it
+are duplicates).
 A false match needs both hashes to collide at once (odds about ledger rows / 2^128
 per ref looked up).
 """

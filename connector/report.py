@@ -27,6 +27,8 @@ class RunReport:
     rows_skipped_ledger: int = 0
     changed_after_accept: int = 0  # of those, accepted before, but the payload now differs
     rows_duplicate: int = 0
+    duplicates_differing: int = 0  # of those, unlike the row that won (not a plain repeat)
+    duplicates_differing_known: int = 0  # of those, seen by an earlier run
     pending: int = 0  # to send, but no answer: left pending (a dry run: not sent)
     batches_sent: int = 0
     requests: int = 0
@@ -42,6 +44,7 @@ class RunReport:
     # rows rejected here (reason code) or by the platform (its message), by reason
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     changed_examples: list[str] = field(default_factory=list)  # refs, a few
+    differing_examples: list[str] = field(default_factory=list)  # refs, a few
 
     def as_dict(self) -> dict[str, object]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -58,14 +61,19 @@ class RunReport:
         return sent + self.rows_rejected_local + self.rows_skipped_ledger + self.rows_duplicate
 
     def finish(self, fatal: bool, interrupted: bool = False) -> None:
-        """The status; rejections the ledger knew already (`rows_rejected_known`) leave
-        a run `succeeded`, so a scheduler alerts on new ones only."""
+        """The status; rejections (and differing duplicates) the ledger knew already
+        leave a run `succeeded`, so a scheduler alerts on new ones only."""
         if fatal:
             self.status = "failed"
         elif interrupted:
             self.status = "interrupted"
             self.message = "stopped by a signal: answered requests are settled, the rest pending"
-        elif self.rows_rejected_local > self.rows_rejected_known or self.rejected or self.failed:
+        elif (
+            self.rows_rejected_local > self.rows_rejected_known
+            or self.duplicates_differing > self.duplicates_differing_known
+            or self.rejected
+            or self.failed
+        ):
             self.status = "completed_with_rejections"
         else:
             self.status = "succeeded"
@@ -88,6 +96,8 @@ COUNTS = (
     "rows_skipped_ledger",
     "changed_after_accept",
     "rows_duplicate",
+    "duplicates_differing",
+    "duplicates_differing_known",
     "pending",
     "batches_sent",
     "requests",
@@ -265,6 +275,8 @@ class ValidationReport:
     rows_read: int = 0
     valid: int = 0  # would be sent
     duplicates: int = 0
+    duplicates_differing: int = 0  # of those, unlike the row that won
+    differing_examples: list[str] = field(default_factory=list)  # their refs, a few
     skipped: int = 0  # settled in the ledger already: a sync would not send them
     changed_after_accept: int = 0  # of those, accepted with a payload that now differs
     changed_examples: list[str] = field(default_factory=list)  # their refs, a few
@@ -298,6 +310,8 @@ class ValidationReport:
             "rows_read": self.rows_read,
             "valid": self.valid,
             "duplicates": self.duplicates,
+            "duplicates_differing": self.duplicates_differing,
+            "differing_examples": self.differing_examples,
             "skipped": self.skipped,
             "changed_after_accept": self.changed_after_accept,
             "changed_examples": self.changed_examples,

@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS runs (
     rows_skipped_ledger  BIGINT DEFAULT 0,
     changed_after_accept BIGINT DEFAULT 0,  -- of those, accepted with another payload
     rows_duplicate       BIGINT DEFAULT 0,
+    duplicates_differing BIGINT DEFAULT 0,  -- of those, unlike the row that won
+    duplicates_differing_known BIGINT DEFAULT 0,  -- of those, seen by an earlier run
     pending              BIGINT DEFAULT 0,  -- no answer when the run ended
     batches_sent         BIGINT DEFAULT 0,
     requests             BIGINT DEFAULT 0,
@@ -92,10 +94,11 @@ CREATE TABLE IF NOT EXISTS backfill_windows (
     PRIMARY KEY (environment, window_since, window_until)
 );
 
--- Every row rejected before sending, by a fingerprint of its content (the SHA-256 of
--- its column names and values, so no value can be read back): a later run that
--- rejects the same row for the same reason counts it as known (exit 0), rows
--- without a confirmationref included.
+-- Every row rejected before sending (and every duplicate unlike the row that won:
+-- reason duplicate_differs), by a fingerprint of its content (the SHA-256 of its
+-- column names and values, so no value can be read back): a later run that meets
+-- the same row for the same reason counts it as known (exit 0), rows without a
+-- confirmationref included.
 CREATE TABLE IF NOT EXISTS rejected_rows (
     environment   VARCHAR NOT NULL,
     row_sha256    VARCHAR NOT NULL,

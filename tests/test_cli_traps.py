@@ -6,6 +6,7 @@ reasons."""
 from __future__ import annotations
 
 import json
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,65 @@ def test_a_scheduled_sync_exits_0_on_rejections_the_ledger_already_knew(
     )
     assert code == 1 and report["rejected_by_reason"]["invalid_email"] == 1
     assert report["rows_rejected_known"] == 2
+
+
+def test_a_duplicate_unlike_the_row_that_won_fails_the_run_once(
+    tmp_path: Path, sandbox_factory: Any
+) -> None:
+    """One ref, three rows: a plain repeat passes; another email fails the first sync
+    (and validate), names the ref, and is known to the next sync."""
+    sandbox = sandbox_factory()
+    repeat, other = ORDERS[0], ("T-1", "z@example.com", *ORDERS[0][2:])
+    config = project(tmp_path, sandbox.url, [*ORDERS, repeat])
+    code, plain = run("sync", config)
+    assert code == 0 and (plain["rows_duplicate"], plain["duplicates_differing"]) == (1, 0)
+
+    config = project(tmp_path, sandbox.url, [*ORDERS, repeat, other])
+    code, checked = run("validate", config)
+    assert code == 1 and checked["duplicates_differing"] == 1
+    assert checked["differing_examples"] == ["T-1"]
+    code, first = run("sync", config)
+    assert code == 1 and first["status"] == "completed_with_rejections"
+    assert (first["rows_duplicate"], first["duplicates_differing"]) == (2, 1)
+    assert first["differing_examples"] == ["T-1"]
+    code, again = run("sync", config)
+    assert code == 0 and (again["duplicates_differing"], again["duplicates_differing_known"]) == (
+        1,
+        1,
+    )
+    text = cli("sync", "--config", str(config), *WINDOW, env=NARROW)
+    assert "duplicates_differing 1 (1 seen before)" in text.stdout
+    emails = [r["batch"]["user_identities"]["other"] for r in sandbox.records()]
+    assert len(emails) == 4  # T-1 sent once, with the first row's email
+
+
+def test_thousands_of_rows_under_one_ref_fail_once_and_the_first_is_sent(
+    tmp_path: Path, sandbox_factory: Any
+) -> None:
+    """2,500 rows share T-9, over three chunks: every tenth has another email and
+    amount. The first row is sent, the 250 unlike it fail the first sync (the ref named
+    once), the 2,249 plain repeats never do, and the next sync knows all of them."""
+    sandbox = sandbox_factory()
+    base = ("T-9", "first@example.com", "+1 555 123 4567", "10.0.0.1", 1000, "USD")
+    orders = [
+        (*base[:1], f"other{i}@example.com", *base[2:4], 1000 + i, "USD") if i % 10 == 9 else base
+        for i in range(2500)
+    ]
+    config = project(tmp_path, sandbox.url, orders)
+    code, checked = run("validate", config)
+    assert code == 1 and (checked["duplicates"], checked["duplicates_differing"]) == (2499, 250)
+    code, first = run("sync", config)
+    assert code == 1 and first["status"] == "completed_with_rejections"
+    assert (first["accepted"], first["rows_duplicate"], first["duplicates_differing"]) == (
+        1,
+        2499,
+        250,
+    )
+    assert first["differing_examples"] == ["T-9"] and first["rows_read"] == 2500
+    [record] = sandbox.records()  # the first row's
+    assert record["batch"]["user_identities"]["other"] == sha256(b"first@example.com").hexdigest()
+    code, again = run("sync", config)
+    assert code == 0 and again["status"] == "succeeded"
+    assert (again["rows_skipped_ledger"], again["duplicates_differing_known"]) == (1, 250)
+    assert len(sandbox.records()) == 1
+    assert ledger(tmp_path, "SELECT count(*) FROM rejected_rows") == [(250,)]

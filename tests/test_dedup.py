@@ -33,6 +33,33 @@ def test_same_answers_as_a_set_over_many_chunks(chunks: list[list[str | None]]) 
         _check_chunks(dedup, seen, chunks)
 
 
+rows = st.tuples(refs, st.integers(min_value=0, max_value=2))
+
+
+@given(st.lists(st.lists(rows, max_size=40), max_size=30))
+@settings(max_examples=150, deadline=None)
+def test_a_duplicate_differs_where_its_content_is_not_the_winners(
+    chunks: list[list[tuple[str | None, int]]],
+) -> None:
+    """Against a dict of each ref's first content: duplicate, and differs from it."""
+    dedup, won = RunDedup(), {}
+    with patch.object(dedup_module, "MERGE_LIMIT", 16):
+        for chunk in chunks:
+            expected_duplicate, expected_differs = [], []
+            for ref, content in chunk:
+                seen = ref is not None and ref in won
+                expected_duplicate.append(seen)
+                expected_differs.append(seen and won[ref] != content)
+                if ref is not None:
+                    won.setdefault(ref, content)
+            duplicate, differs = dedup.check(
+                pl.Series([r for r, _ in chunk], dtype=pl.String),
+                pl.Series([c for _, c in chunk], dtype=pl.UInt32),
+            )
+            assert duplicate.to_list() == expected_duplicate
+            assert differs.to_list() == expected_differs
+
+
 def _check_chunks(dedup: RunDedup, seen: set[str], chunks: list[list[str | None]]) -> None:
     for chunk in chunks:
         expected = []

@@ -269,12 +269,14 @@ def test_a_damaged_or_foreign_ledger_stops_the_run_and_sends_nothing(
     assert ledger.read_bytes() == before  # left as it was, for the user to inspect
 
 
-# The columns schema 4 added.
-NEW_IN_4 = {
+# The columns schemas 4 and 5 added.
+NEW_SINCE_4 = {
     "runs": (
         "rows_rejected_known",
         "changed_after_accept",
         "pending",
+        "duplicates_differing",
+        "duplicates_differing_known",
         "warnings",
         "rejected_by_reason",
     ),
@@ -289,9 +291,9 @@ def test_an_old_schema_ledger_is_migrated_in_place(
     with duckdb.connect(str(ledger)) as con:  # what rokt-connector with schema 1 left
         con.execute("DELETE FROM ledger_meta WHERE key = 'ledger_id'")
         con.execute("ALTER TABLE runs DROP COLUMN isolated")
-        for column in NEW_IN_4["runs"]:
+        for column in NEW_SINCE_4["runs"]:
             con.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-        for column in NEW_IN_4["ledger"]:
+        for column in NEW_SINCE_4["ledger"]:
             con.execute(f"ALTER TABLE ledger DROP COLUMN {column}")
         con.execute("DROP TABLE rejected_rows")
         con.execute("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")
@@ -300,7 +302,7 @@ def test_an_old_schema_ledger_is_migrated_in_place(
     migrated = report(sync(config))
     assert (migrated["requests"], migrated["rows_skipped_ledger"]) == (0, ROWS)
     upgraded = meta(ledger)
-    assert upgraded["schema_version"] == "4" and upgraded["environment"] == "development"
+    assert upgraded["schema_version"] == "5" and upgraded["environment"] == "development"
     with duckdb.connect(str(ledger), read_only=True) as con:
         runs = con.sql("SELECT isolated FROM runs ORDER BY started_at").fetchall()
         prefixed = con.sql(  # schema 4 copies the payload hash's first bits for the index

@@ -307,10 +307,10 @@ class Ledger:
         has: the payload hash of the rejected ones (the only ones whose payload decides),
         the first 32 bits of the accepted ones' (`payload_prefix`).
 
-        A run uses the answer for a ref's first row only. Its first chunks are looked up in the ledger
-        file (a scan of it per chunk); from then on, in an index of the ledger's refs
-        built once in memory (`RefIndex`), so a long run's check costs a binary search
-        per ref rather than a scan of the whole ledger per chunk.
+        A run uses the answer for a ref's first row only. Its first chunks are looked
+        up in the ledger file (a scan of it per chunk); from then on, in an index of the
+        ledger's refs built once in memory (`RefIndex`), so a long run's check costs a
+        binary search per ref rather than a scan of the whole ledger per chunk.
         """
         self._lookups += 1
         chunk = refs.drop_nulls()

@@ -1,4 +1,4 @@
-"""The config file: pydantic models of DESIGN.md's YAML, loaded and checked.
+"""The config file: pydantic models of its YAML (docs/config.md), loaded and checked.
 
 Owns: parsing YAML (duplicate keys, alias bombs and undecodable text are errors),
 `${VAR}` / `${VAR:-default}` expansion from the environment, resolving paths

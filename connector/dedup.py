@@ -1,4 +1,4 @@
-"""First-wins deduplication of confirmationrefs within one run (DESIGN.md: the first
+"""First-wins deduplication of confirmationrefs within one run (docs/ledger.md: the first
 row with a ref is sent, the rest count as `rows_duplicate`).
 
 Owns: remembering every ref a run has kept, as a 64-bit fingerprint (XXH3-64 of the

@@ -1,6 +1,6 @@
 """The connector's exception types and the exit code each one maps to.
 
-Owns: the error hierarchy of DESIGN.md and `exit_code_for`. Every message says what
+Owns: the error hierarchy (docs/exit-codes.md) and `exit_code_for`. Every message says what
 went wrong and what to do next. Must not: carry secrets or raw PII in a message.
 """
 

@@ -1,7 +1,7 @@
 """Event API batch JSON, built column-wise, and packing batches into requests.
 
-Owns: rendering each transformed row as one Event API batch (ATTRIBUTES.md, seed
-001) with deterministic `source_request_id` (UUIDv5 of the batch's content) and
+Owns: rendering each transformed row as one Event API batch (docs/attributes.md)
+with deterministic `source_request_id` (UUIDv5 of the batch's content) and
 `source_message_id` (from `transform`), rejecting batches over 128 KB
 (`batch_too_large`), and packing batches into request bodies (bulk: at most 100
 batches and 256 KB). Must not: loop over rows in Python (JSON is assembled with

@@ -1,4 +1,4 @@
-"""The data flow of DESIGN.md, stage by stage, for `validate`, `sync` and `backfill`.
+"""The data flow (docs/architecture.md), stage by stage, for `validate`, `sync`, `backfill`.
 
 Owns: running the stages in order (source -> in-run dedup -> ledger lookup ->
 transform -> payload -> sender -> ledger), overlapping preparation with sending,

@@ -1,4 +1,4 @@
-"""What a run tells its user: the run report of DESIGN.md, the validation report, and
+"""What a run tells its user: the run report (docs/cli.md), the validation report, and
 the backfill's plan and report.
 
 Owns: the report fields, their JSON form, and the exit code a report implies. Must

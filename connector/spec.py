@@ -1,14 +1,13 @@
-"""ATTRIBUTES.md as data: every canonical column, where it goes, how it is normalized.
+"""docs/attributes.md as data: every canonical column, where it goes, how it is normalized.
 
 Owns: the column table, the reason codes (with the hint each one gives the user),
 the platform limits and the fixed event fields. `transform`, `payload` and the
 transports read this table; nothing else may hard-code a column's destination.
 Must not: hold logic that touches rows (that is `transform`).
 
-One deliberate difference from ATTRIBUTES.md: the Event API identity keys for the
-RTID and the session id are `other_id_2` and `other_id_3` (the names the published
-batch schema and the official mParticle SDK use; `other2`/`other3` are the pixel
-service's `ui_t` names and are used there).
+The Event API identity keys of the RTID and the session id are `other_id_2` and
+`other_id_3` (the names the published batch schema and the official mParticle SDK
+use; `other2`/`other3` are the pixel service's `ui_t` names and are used there).
 """
 
 from __future__ import annotations
@@ -115,12 +114,12 @@ DEVICE_IDENTITIES = ("ios_advertising_id", "android_advertising_id", "ios_idfv",
 RELAXED_IDENTITIES = ("customerid", "rtid", *DEVICE_IDENTITIES)
 PLAIN_PII = ("email", "firstname", "lastname", "mobile", "zip")
 
-# Fixed event fields (ATTRIBUTES.md, "Event").
+# Fixed event fields (docs/attributes.md, "Fixed fields and ids").
 EVENT_TYPE = "custom_event"
 EVENT_NAME = "conversion"
 CUSTOM_EVENT_TYPE = "transaction"
 
-# Limits (seed 001, mParticle docs).
+# Limits (the Event API's published limits; docs/attributes.md, "Limits").
 MAX_REQUEST_BYTES = 256 * 1024
 MAX_BATCH_BYTES = 128 * 1024
 MAX_BATCHES_PER_REQUEST = 100

@@ -125,7 +125,7 @@ def out_name(place: Place | str, key: str) -> str:
 
 
 # What Python's str.strip() removes (Unicode White_Space plus \x1c-\x1f): "trim" in
-# ATTRIBUTES.md means exactly this, so anyone can reproduce a hash with .strip().
+# docs/attributes.md means exactly this, so anyone can reproduce a hash with .strip().
 # Spelled out (a test checks it against str.isspace over all of Unicode).
 WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"

@@ -1,4 +1,4 @@
--- The results ledger (DESIGN.md, "Ledger"). One row per (environment,
+-- The results ledger (docs/ledger.md). One row per (environment,
 -- confirmationref): the latest state of that conversion's delivery. No raw PII:
 -- identity_sha256 is the SHA-256 of the normalized email (or the given hash).
 CREATE TABLE IF NOT EXISTS ledger (

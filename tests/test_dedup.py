@@ -1,4 +1,4 @@
-"""First-wins deduplication within one run (DESIGN.md: `rows_duplicate`)."""
+"""First-wins deduplication within one run (docs/ledger.md: `rows_duplicate`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ledger rules (DESIGN.md): write-ahead pending, skip accepted and unchanged
+"""Ledger rules (docs/ledger.md): write-ahead pending, skip accepted and unchanged
 rejected, resend pending/failed with the same request id, re-evaluate
 rejected_local, one run at a time."""
 

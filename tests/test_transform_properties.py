@@ -2,7 +2,7 @@
 
 Any input yields, per row, either a valid batch or a reason code from
 `connector.spec.REASONS`: never an exception, never a hashed field's plain value in
-the payload, and valid payloads carry what ATTRIBUTES.md says (checked against
+the payload, and valid payloads carry what docs/attributes.md says (checked against
 independent Python oracles: `str.strip`, `str.lower`, `hashlib.sha256`, `int`,
 `float`, `ipaddress`, `datetime.fromisoformat`).
 """
@@ -435,7 +435,7 @@ def _leaks(row: Row, tokens: list[tuple[str, str, str]], column: str) -> list[st
 
 def _hashed_field_errors(row: Row, batch: dict[str, Any], column: str, hashed: bool) -> list[str]:
     """(4) The value under the hashed key (or, unhashed, the plain key) is exactly what
-    ATTRIBUTES.md prescribes for the input; a blank input sends neither key."""
+    docs/attributes.md prescribes for the input; a blank input sends neither key."""
     raw = row[column]
     stripped = _stripped(raw)
     got_hash = _get(batch, *HASHED_KEY[column])
@@ -714,7 +714,7 @@ UPPER_HEX = "ABCDEF0123456789" * 4
 
 
 def test_upper_case_hex_mobile_is_a_hash() -> None:
-    """ATTRIBUTES.md: a value matching ^[0-9a-fA-F]{64}$ is a hash: lowercased, placed
+    """docs/hashing.md: a value matching ^[0-9a-fA-F]{64}$ is a hash: lowercased, placed
     under the hashed key, never hashed twice."""
     _, batch = _one(mobile=UPPER_HEX)
     assert batch["user_attributes"] == {"mobilesha256": UPPER_HEX.lower()}

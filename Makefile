@@ -1,5 +1,5 @@
 # `make demo` and `make test` are all a new machine needs: each creates .venv if
-# missing and installs the project (with its dev extra) into it.
+# missing and installs the project (with its dev and orchestrators extras) into it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,orchestrators]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,12 +1,13 @@
 """Log events of the sync and the backfill, for people and for log shippers.
 
 Owns: `event()`, which emits one named event with its fields on the `connector`
-logger (a library user's own logging config receives them: Airflow and Dagster show
-them in the task log), and `configure()`, the CLI's two formats on stderr: `text`
-(one readable line per event) and `json` (one object per line: `timestamp`, `level`,
-`event`, then the event's fields). Must not: log raw PII, a secret, a request body
-or a row's values: events carry ids, window bounds, counts and the connector's own
-messages only.
+logger as a standard `LogRecord` whose message is the event's line, `name key=value
+...` (so a log that shows messages only, as Airflow's and Dagster's task logs do,
+shows the fields too), and `configure()`, the CLI's two formats on stderr: `text`
+(that line after a timestamp and level) and `json` (one object per line:
+`timestamp`, `level`, `event`, then the event's fields). Must not: log raw PII, a
+secret, a request body or a row's values: events carry ids, window bounds, counts
+and the connector's own messages only.
 """
 
 from __future__ import annotations
@@ -26,8 +27,18 @@ class LogFormat(StrEnum):
 
 
 def event(name: str, level: int = logging.INFO, **fields: object) -> None:
-    """Log event `name` with `fields` (ids, times, counts, messages; never row values)."""
-    LOGGER.log(level, name, extra={"fields": fields})
+    """Log event `name` with `fields` (ids, times, counts, messages; never row values):
+    the record's message is `line(name, fields)`, its `event_name` and `fields`
+    attributes keep them apart (the CLI's JSON format)."""
+    if LOGGER.isEnabledFor(level):
+        LOGGER.log(level, line(name, fields), extra={"event_name": name, "fields": fields})
+
+
+def line(name: str, fields: dict[str, object]) -> str:
+    """`name key=value ...`: fields that are None are left out, a value with spaces or
+    structure is JSON."""
+    pairs = (f"{key}={_text(_plain(value))}" for key, value in fields.items() if value is not None)
+    return " ".join([name, *pairs])
 
 
 def level(status: str) -> int:
@@ -60,17 +71,14 @@ class _Formatter(logging.Formatter):
         self._json = log_format == LogFormat.JSON
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = {k: _plain(v) for k, v in getattr(record, "fields", {}).items()}
         when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-        head = {
-            "timestamp": when.replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "event": record.getMessage(),
-        }
-        if self._json:
-            return json.dumps(head | fields, ensure_ascii=False)
-        pairs = (f"{key}={_text(value)}" for key, value in fields.items() if value is not None)
-        return " ".join([*head.values(), *pairs])
+        head = [when.replace("+00:00", "Z"), record.levelname.lower()]
+        if not self._json:
+            return " ".join([*head, record.getMessage()])
+        fields = {k: _plain(v) for k, v in getattr(record, "fields", {}).items()}
+        name = getattr(record, "event_name", record.getMessage())
+        keys = dict(zip(("timestamp", "level", "event"), [*head, name], strict=True))
+        return json.dumps(keys | fields, ensure_ascii=False)
 
 
 class _Handler(logging.Handler):

@@ -3,9 +3,8 @@
 The public API is what this module exports; everything else is private.
 """
 
-__version__ = "0.1.0"
-
 import connector._allocator  # noqa: F401  (before polars loads)
+from connector._version import __version__
 from connector.config import Config, load_config
 from connector.errors import (
     ConfigError,
@@ -34,6 +33,7 @@ __all__ = [
     "RunReport",
     "SourceError",
     "ValidationReport",
+    "__version__",
     "backfill",
     "load_config",
     "plan_backfill",

@@ -16,7 +16,7 @@ import signal
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,17 +25,18 @@ from typing import ParamSpec, TypeVar
 import httpx
 import polars as pl
 
-from connector import __version__, _allocator, clock, logs, source
+from connector import _allocator, clock, logs, source
 from connector.clock import epoch_ms, oldest_event
-from connector.config import Config, DestinationConfig, Transport
+from connector.config import Config
 from connector.dedup import RunDedup
 from connector.digest import sha256
-from connector.errors import ConfigError, FatalSendError
+from connector.errors import FatalSendError
 from connector.ledger import Ledger
-from connector.payload import Request, encode, pack
 from connector.report import RunReport, ValidationReport
-from connector.sender import Attempt, Delivery, DeliveryStopped, Sender
 from connector.transform import META, confirmationrefs, split, transform, warning_counts
+from connector.transports import transport_for
+from connector.transports.base import Request, Transport
+from connector.transports.sender import Attempt, Delivery, DeliveryStopped, Sender
 
 REJECTED_COLUMNS = [*(c for c in META if c != "_message_id"), "_row_sha256"]
 ENCODED_COLUMNS = [*META, "_body", "_payload_sha256", "_request_id"]
@@ -83,7 +84,7 @@ class Prepared:
     differing: pl.DataFrame
     skipped: int  # already accepted, or rejected with the same payload (ledger)
     encoded: pl.DataFrame  # rows to send (ENCODED_COLUMNS), in the order of `requests`
-    requests: list[Request]  # `start:stop` index rows of `encoded`
+    requests: Sequence[Request]  # `start:stop` index rows of `encoded`
     rejected: pl.DataFrame  # REJECTED_COLUMNS of the rows rejected locally
     changed: pl.Series  # refs accepted before whose payload now differs (skipped)
     amounts: pl.DataFrame  # `_currency`, `_amount` of every valid row, skipped ones too
@@ -161,6 +162,7 @@ def _transform_chunk(
     chunk: pl.DataFrame,
     rows: pl.Series,
     config: Config,
+    transport: Transport,
     show: int,
     known: pl.DataFrame,
     oldest_ms: int,
@@ -171,7 +173,7 @@ def _transform_chunk(
     environment = config.destination.environment
     frame = transform(chunk, config.mapping, environment, rows, oldest_ms, newest_ms, refs)
     valid, rejected = split(frame)
-    encoded, too_large = split(encode(valid, environment))
+    encoded, too_large = split(transport.encode(valid))
     rejected = pl.concat([rejected, too_large], how="diagonal")
     rejected = rejected.join(
         _fingerprints(chunk, rows, rejected["_row"]), on="_row", how="left"
@@ -185,7 +187,7 @@ def _transform_chunk(
     if show:  # not a row an earlier one of this chunk repeats (dedup drops the rest)
         first = refs.is_first_distinct() | refs.is_null()
         valid = valid.filter(pl.col("_row").is_in(rows.filter(first).implode()))
-    shown = encode(valid.head(show), environment, redact=True)
+    shown = transport.encode(valid.head(show), redact=True)
     return _Transformed(
         encoded.select(
             *ENCODED_COLUMNS,
@@ -208,7 +210,7 @@ def _deduplicate(
     rows: pl.Series,
     refs: pl.Series,
     dedup: RunDedup,
-    bulk: bool,
+    transport: Transport,
 ) -> Prepared:
     """Take the run's repeats out of one transformed chunk (in source order: the first
     row with a ref wins), spot those unlike the row that won by their payload (or, for
@@ -235,7 +237,7 @@ def _deduplicate(
     skipped = int(encoded["_settled"].sum()) + int(rejected["_accepted_before"].sum())
     encoded = encoded.filter(~pl.col("_settled")).select(ENCODED_COLUMNS)
     rejected = rejected.filter(~pl.col("_accepted_before")).select(REJECTED_COLUMNS)
-    requests = pack(encoded["_body"], bulk)
+    requests = transport.pack(encoded["_body"])
     return Prepared(
         rows.len(),
         int(duplicate.sum()),
@@ -270,14 +272,14 @@ def prepare(
     chunk in source order, so the first row with a confirmationref wins and its
     repeats can be compared with it. Chunks come out in order.
     """
-    dedup = RunDedup()
+    dedup, transport = RunDedup(), transport_for(config.destination)
     nothing_known = pl.DataFrame(schema=KNOWN_SCHEMA)
     Pending = tuple[pl.DataFrame, pl.Series, pl.Series, Future[_Transformed]]
     in_flight: deque[Pending] = deque()
 
     def next_part() -> Prepared:
         chunk, rows, refs, future = in_flight.popleft()
-        return _deduplicate(future.result(), chunk, rows, refs, dedup, config.destination.bulk)
+        return _deduplicate(future.result(), chunk, rows, refs, dedup, transport)
 
     first_row, oldest_ms = 1, _oldest_ms(config, now)
     newest_ms = epoch_ms(now + config.sync.max_clock_skew)
@@ -290,7 +292,8 @@ def prepare(
                 # each ref once: only the answer for a ref's first row is used
                 known = lookup(refs.filter(refs.is_first_distinct())) if lookup else nothing_known
                 future = pool.submit(
-                    _transform_chunk, chunk, rows, config, show, known, oldest_ms, newest_ms, refs
+                    _transform_chunk,
+                    *(chunk, rows, config, transport, show, known, oldest_ms, newest_ms, refs),
                 )
                 in_flight.append((chunk, rows, refs, future))
                 if len(in_flight) > workers:
@@ -667,32 +670,6 @@ def _on_stop_signals(stopping: asyncio.Event, work: asyncio.Task[None] | None) -
             loop.add_signal_handler(sig, on_signal)
 
 
-def _client(
-    destination: DestinationConfig, transport: httpx.AsyncBaseTransport | None
-) -> httpx.AsyncClient:
-    secret = destination.api_secret.get_secret_value() if destination.api_secret else ""
-    return httpx.AsyncClient(
-        auth=httpx.BasicAuth(destination.api_key.get_secret_value(), secret),
-        headers={
-            "User-Agent": f"rokt-connector/{__version__}",
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        },
-        timeout=httpx.Timeout(destination.timeout_s),
-        limits=httpx.Limits(max_connections=destination.concurrency),
-        transport=transport,
-    )
-
-
-def check_transport(config: Config) -> None:
-    """Refuse, before anything is read, a transport that is not built yet."""
-    if config.destination.transport != Transport.EVENTS_API:
-        raise ConfigError(
-            f"destination.transport: {config.destination.transport} is not implemented yet; "
-            "use events_api (nothing was sent)"
-        )
-
-
 async def run(
     config: Config,
     since: datetime,
@@ -723,8 +700,11 @@ async def run(
         ledger.start_run(report.run_id, report.mode, since, until)
     logs.event("run_started", run_id=report.run_id, mode=report.mode, since=since, until=until)
     try:
-        async with _client(config.destination, transport) as client:
-            sender = Sender(client, config.destination, sleep=sleep, stopping=stopping)
+        wire = transport_for(config.destination)
+        async with wire.client(transport) as client:
+            sender = Sender(
+                client, config.destination, transport=wire, sleep=sleep, stopping=stopping
+            )
             await _deliver_all(
                 config,
                 since,
@@ -780,7 +760,7 @@ def sync(
     `run`); `now` (default: the clock) decides which events are too old. `new_ledger`:
     start a new ledger although the marker beside `ledger.path` records one that is
     missing or was replaced (`Ledger.open`)."""
-    check_transport(config)
+    transport_for(config.destination)  # refuses one not built yet, before anything is read
     environment = config.destination.environment
     opened = Ledger.for_dry_run if dry_run else Ledger.open  # a dry run creates nothing
     with opened(config.ledger.path, environment, new_ledger=new_ledger) as ledger:

@@ -24,6 +24,7 @@ from connector.clock import oldest_event
 from connector.config import Config
 from connector.ledger import Ledger, finished_windows
 from connector.report import BackfillPlan, BackfillReport, RunReport, WindowPlan, WindowReport
+from connector.transports import transport_for
 
 Window = tuple[datetime, datetime]
 BackfillProgress = Callable[[BackfillReport], None]
@@ -142,7 +143,7 @@ def backfill(
     """Run every window of `[since, until)` that no earlier backfill finished; the
     ledger stays open (and locked) for the whole backfill. SIGINT/SIGTERM stop it
     after the requests in flight (the window it was in is redone by the next run)."""
-    pipeline.check_transport(config)
+    transport_for(config.destination)  # refuses one not built yet, before anything is read
     started = time.monotonic()
     environment = config.destination.environment
     with Ledger.open(config.ledger.path, environment, new_ledger=new_ledger) as ledger:

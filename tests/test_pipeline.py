@@ -14,7 +14,7 @@ import pytest
 
 from connector import digest
 from connector.pipeline import _in_thread, _Settler
-from connector.sender import Attempt
+from connector.transports.sender import Attempt
 
 PACKAGE = Path(digest.__file__).parent
 

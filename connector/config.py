@@ -102,6 +102,7 @@ class UnknownColumns(StrEnum):
 
 
 class SourceConfig(_Strict):
+    kind: Literal["duckdb"] = "duckdb"  # which connector.sources reads it
     database: FilePath | None = None
     parquet: dict[str, str] = Field(default_factory=dict)
     query: FilePath

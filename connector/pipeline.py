@@ -25,7 +25,7 @@ from typing import ParamSpec, TypeVar
 import httpx
 import polars as pl
 
-from connector import _allocator, clock, logs, source
+from connector import _allocator, clock, logs
 from connector.clock import epoch_ms, oldest_event
 from connector.config import Config
 from connector.dedup import RunDedup
@@ -33,6 +33,7 @@ from connector.digest import sha256
 from connector.errors import FatalSendError
 from connector.ledger import Ledger
 from connector.report import RunReport, ValidationReport
+from connector.sources import source_for
 from connector.transform import META, confirmationrefs, split, transform, warning_counts
 from connector.transports import transport_for
 from connector.transports.base import Request, Transport
@@ -285,7 +286,7 @@ def prepare(
     newest_ms = epoch_ms(now + config.sync.max_clock_skew)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prepare") as pool:
-            for chunk in source.chunks(config.source, since, until, limit):
+            for chunk in source_for(config.source).chunks(since, until, limit):
                 rows = pl.int_range(first_row, first_row + chunk.height, eager=True)
                 first_row += chunk.height
                 refs = confirmationrefs(chunk)

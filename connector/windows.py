@@ -19,11 +19,12 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from connector import logs, pipeline, source
+from connector import logs, pipeline
 from connector.clock import oldest_event
 from connector.config import Config
 from connector.ledger import Ledger, finished_windows
 from connector.report import BackfillPlan, BackfillReport, RunReport, WindowPlan, WindowReport
+from connector.sources import source_for
 from connector.transports import transport_for
 
 Window = tuple[datetime, datetime]
@@ -66,9 +67,8 @@ def plan(
     windows = [WindowPlan(s, u, covered((s, u), finished)) for s, u in split(since, until, window)]
     to_run = [w for w in windows if not w.done]
     straddling = [w for w in to_run if w.since < oldest < w.until]
-    numbers = source.counts(
-        config.source,
-        [(w.since, w.until) for w in to_run] + [(w.since, oldest) for w in straddling],
+    numbers = source_for(config.source).counts(
+        [(w.since, w.until) for w in to_run] + [(w.since, oldest) for w in straddling]
     )
     for w, rows in zip(to_run, numbers[: len(to_run)], strict=True):
         w.rows = rows

@@ -25,10 +25,11 @@ from conftest import SandboxProcess, base_config, cli, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector import pipeline, source
+from connector import pipeline
 from connector.config import Config, load_config
 from connector.errors import SourceError
 from connector.sandbox_checks import check_batch
+from connector.sources import duckdb as source
 from connector.spec import MAX_BATCH_BYTES, MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES, REASONS
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)  # conftest pins every run's "now" here

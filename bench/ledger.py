@@ -34,8 +34,8 @@ from connector import ledger as ledger_module
 from connector.config import SourceConfig
 from connector.dedup import RunDedup
 from connector.digest import sha256
+from connector.engine.prepare import _settled_before
 from connector.ledger import Ledger
-from connector.pipeline import _settled_before
 
 ENVIRONMENT = "development"
 HERE = Path(__file__).resolve().parent

@@ -14,9 +14,9 @@ import polars as pl
 import pytest
 from conftest import sync_config
 
-from connector import pipeline
 from connector.config import DestinationConfig, Transport, load_config
 from connector.digest import sha256, uuid5
+from connector.engine import run as engine
 from connector.errors import ConfigError
 from connector.transports import TRANSPORTS, transport_for
 from connector.transports.base import Outcome, Request, Verdict
@@ -80,7 +80,7 @@ def test_the_engine_drives_a_transport_it_was_never_written_for(
         seen.append(ref)
         return httpx.Response(422, text="no") if ref.endswith("7") else httpx.Response(200)
 
-    report = pipeline.sync(
+    report = engine.sync(
         config,
         SINCE,
         UNTIL,

@@ -7,7 +7,7 @@ the rows older than `sync.max_event_age`, batches and duration at
 `max_batches_per_second`); and running the windows left, oldest first, as runs of
 mode `backfill` in one event loop on one open ledger, recording each window whose
 every row got a final outcome. Must not: read, transform or send rows itself (each
-window is a `pipeline.run`), or take the ledger's write lock for a plan.
+window is an `engine.run`), or take the ledger's write lock for a plan.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from connector import logs, pipeline
+from connector import logs
 from connector.clock import oldest_event
 from connector.config import Config
+from connector.engine import run as engine
 from connector.ledger import Ledger, finished_windows
 from connector.report import BackfillPlan, BackfillReport, RunReport, WindowPlan, WindowReport
 from connector.sources import source_for
@@ -100,7 +101,7 @@ async def _run_windows(
             if progress:
                 progress(report)
 
-        run = await pipeline.run(
+        run = await engine.run(
             config,
             window.since,
             window.until,
@@ -171,7 +172,7 @@ def backfill(
         )
         try:
             asyncio.run(
-                pipeline.until_stopped(
+                engine.until_stopped(
                     lambda stopping: _run_windows(config, report, ledger, stopping, now, progress)
                 )
             )

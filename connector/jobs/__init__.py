@@ -17,13 +17,14 @@ from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from connector import clock
+from connector.backfill_report import BackfillPlan, BackfillReport
 from connector.config import Config, load_config, parse_duration
 from connector.engine import run as engine
 from connector.engine.deliver import Progress
 from connector.errors import ConfigError, ConnectorError, FatalSendError, Interrupted
 from connector.jobs import validation, windows
 from connector.ledger import Ledger
-from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
+from connector.report import RunReport, ValidationReport
 
 ConfigLike = Config | str | os.PathLike[str]
 Moment = datetime | date | str

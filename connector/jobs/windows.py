@@ -20,11 +20,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from connector import logs
+from connector.backfill_report import BackfillPlan, BackfillReport, WindowPlan, WindowReport
 from connector.clock import oldest_event
 from connector.config import Config
 from connector.engine import run as engine
 from connector.ledger import Ledger, finished_windows
-from connector.report import BackfillPlan, BackfillReport, RunReport, WindowPlan, WindowReport
+from connector.report import RunReport
 from connector.sources import source_for
 from connector.transports import transport_for
 

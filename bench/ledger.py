@@ -6,7 +6,7 @@ ledger of N rows: 93% accepted, 3% rejected_local, 2% rejected, 1% failed, 1%
 pending. Then runs the pipeline's own ledger check, chunk after chunk of the
 configured `source.chunk_rows` refs (half of them known to the ledger, drawn at
 random, half new): first-wins dedup within the run (`RunDedup`, timed apart),
-`Ledger.lookup` and the skip decision of `pipeline` (accepted, or rejected with an
+`Ledger.lookup` and the skip decision of `engine.prepare` (accepted, or rejected with an
 unchanged payload). It checks each chunk's decision against the ledger, then prints
 source rows checked per second (from the 4th chunk on, when a run answers from its
 in-memory index, and over all chunks) and the wall time of `rokt-connector ledger
@@ -34,8 +34,8 @@ from connector import ledger as ledger_module
 from connector.config import SourceConfig
 from connector.dedup import RunDedup
 from connector.digest import sha256
+from connector.engine.prepare import _settled_before
 from connector.ledger import Ledger
-from connector.pipeline import _settled_before
 
 ENVIRONMENT = "development"
 HERE = Path(__file__).resolve().parent

@@ -26,9 +26,9 @@ import mparticle
 import yaml
 
 from connector.config import load_config
-from connector.payload import NS_REQUEST
-from connector.pipeline import prepare
+from connector.engine.prepare import prepare
 from connector.transform import NS_MESSAGE
+from connector.transports.events_api_json import NS_REQUEST
 
 QUERY = """
 SELECT confirmationref, email, firstname, lastname, mobile, conversiontype,

@@ -43,7 +43,7 @@ import mparticle
 import yaml
 
 from connector.config import load_config
-from connector.pipeline import sync
+from connector.engine.run import sync
 from connector.report import RunReport
 from connector.sandbox import SandboxSettings, serve
 

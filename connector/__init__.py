@@ -3,9 +3,9 @@
 The public API is what this module exports; everything else is private.
 """
 
-__version__ = "0.1.0"
-
 import connector._allocator  # noqa: F401  (before polars loads)
+from connector._version import __version__
+from connector.backfill_report import BackfillPlan, BackfillReport
 from connector.config import Config, load_config
 from connector.errors import (
     ConfigError,
@@ -18,7 +18,7 @@ from connector.errors import (
 )
 from connector.jobs import backfill, plan_backfill, sync, validate
 from connector.ledger import LedgerLocked
-from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
+from connector.report import RunReport, ValidationReport
 
 __all__ = [
     "BackfillPlan",
@@ -34,6 +34,7 @@ __all__ = [
     "RunReport",
     "SourceError",
     "ValidationReport",
+    "__version__",
     "backfill",
     "load_config",
     "plan_backfill",

@@ -19,11 +19,12 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from connector import files, source
+from connector import files
 from connector.config import SourceConfig
 from connector.digest import sql_file
 from connector.errors import ConfigError
 from connector.ledger import connect_read_only
+from connector.sources import source_for
 from connector.transform import confirmationrefs
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -147,7 +148,7 @@ class Audit:
         source_rows = without_ref = 0
         with self._con.cursor() as con:
             con.execute(sql_file("audit_source_refs.sql"))
-            for chunk in source.chunks(config, since, until):
+            for chunk in source_for(config).chunks(since, until):
                 refs = confirmationrefs(chunk)
                 source_rows += refs.len()
                 without_ref += refs.null_count()

@@ -24,14 +24,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from connector import clock, jobs, logs, source
+from connector import clock, jobs, logs
 from connector.audit import Audit
+from connector.backfill_report import BackfillPlan, BackfillReport
 from connector.config import Config, load_config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
+from connector.jobs import sync_window
 from connector.logs import LogFormat
-from connector.pipeline import sync_window
-from connector.report import COUNTS, BackfillPlan, BackfillReport, RunReport, ValidationReport
+from connector.report import COUNTS, RunReport, ValidationReport
 from connector.sandbox import SandboxSettings, serve
+from connector.sources import source_for
 from connector.spec import HINTS, REASONS, WARNINGS
 
 app = typer.Typer(
@@ -298,7 +300,7 @@ def sync_command(
         loaded, now = jobs.as_config(config), clock.now()
         start, end = _window(loaded, since, until, now)
         show = stderr.is_terminal and not as_json
-        total = source.count(loaded.source, start, end) if show else 0
+        total = source_for(loaded.source).counts([(start, end)])[0] if show else 0
         accepted = "{task.fields[accepted]:,} accepted"
         with _ProgressBar("sync", min(total, limit or total), show, accepted, accepted=0) as bar:
 

@@ -6,10 +6,7 @@ went wrong and what to do next. Must not: carry secrets or raw PII in a message.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from connector.report import BackfillReport, RunReport
+from typing import Protocol
 
 EXIT_OK = 0
 EXIT_ROWS_NOT_ACCEPTED = 1
@@ -17,6 +14,18 @@ EXIT_CONFIG = 2
 EXIT_FATAL = 3
 EXIT_LOCKED = 4
 EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM: stopped gracefully
+
+
+class RunOutcome(Protocol):
+    """What a run's report says of it (a `RunReport` or a `BackfillReport`)."""
+
+    status: str
+    message: str | None
+
+    @property
+    def exit_code(self) -> int: ...
+
+    def as_dict(self) -> dict[str, object]: ...
 
 
 class ConnectorError(Exception):
@@ -27,7 +36,7 @@ class ConnectorError(Exception):
     """
 
     exit_code = EXIT_CONFIG
-    report: RunReport | BackfillReport | None = None
+    report: RunOutcome | None = None
 
 
 class ConfigError(ConnectorError):

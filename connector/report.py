@@ -1,15 +1,12 @@
-"""What a run tells its user: the run report (docs/cli.md), the validation report, and
-the backfill's plan and report.
-
-Owns: the report fields, their JSON form, and the exit code a report implies. Must
-not: compute anything from rows (the pipeline fills the counts in).
-"""
+"""What a run tells its user: the run report (counts, status, exit code) and the
+validation report, and their JSON form. Must not: compute anything from rows (the
+engine fills the counts in)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from connector.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED
 
@@ -80,15 +77,17 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return _exit_code(self.status)
+        return exit_code_of(self.status)
 
 
-def _exit_code(status: str) -> int:
+def exit_code_of(status: str) -> int:
     codes = {"succeeded": EXIT_OK, "failed": EXIT_FATAL, "interrupted": EXIT_INTERRUPTED}
     return codes.get(status, EXIT_ROWS_NOT_ACCEPTED)
 
 
-_BY_CODE = ("warnings", "rejected_by_reason")  # a run's counts by code
+BY_CODE = ("warnings", "rejected_by_reason")  # a run's counts by code
+
+
 COUNTS = (
     "rows_read",
     "rows_rejected_local",
@@ -109,161 +108,8 @@ COUNTS = (
 )
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-@dataclass
-class WindowPlan:
-    """One window of a backfill plan; `rows` is None for a window finished earlier."""
-
-    since: datetime
-    until: datetime
-    done: bool  # finished by an earlier backfill: skipped
-    rows: int | None = None  # the query's count for the window
-    too_old: int = 0  # rows before the plan's `oldest_event`: recorded, never sent
-
-    @property
-    def batches(self) -> int:
-        """At most this many batches: duplicates and rows rejected for bad values are
-        not sent either (`validate` counts those)."""
-        return (self.rows or 0) - self.too_old
-
-
-@dataclass
-class BackfillPlan:
-    """What `backfill` would do now: its windows, rows and the time it takes."""
-
-    since: datetime
-    until: datetime
-    window: timedelta
-    now: datetime
-    oldest_event: datetime  # now - sync.max_event_age
-    max_batches_per_second: float
-    windows: list[WindowPlan]
-
-    @property
-    def to_run(self) -> list[WindowPlan]:
-        return [w for w in self.windows if not w.done]
-
-    def total(self, count: str) -> int:
-        """`rows`, `too_old` or `batches`, summed over the windows to run."""
-        return sum(int(getattr(w, count) or 0) for w in self.to_run)
-
-    def estimated_s(self, batches: int) -> float:
-        """Seconds to send `batches` at `max_batches_per_second`."""
-        return round(batches / self.max_batches_per_second, 1)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "since": _iso(self.since),
-            "until": _iso(self.until),
-            "window_s": self.window.total_seconds(),
-            "now": _iso(self.now),
-            "oldest_event": _iso(self.oldest_event),
-            "max_batches_per_second": self.max_batches_per_second,
-            "windows_total": len(self.windows),
-            "windows_done": len(self.windows) - len(self.to_run),
-            "rows": self.total("rows"),
-            "too_old": self.total("too_old"),
-            "batches": self.total("batches"),
-            "estimated_s": self.estimated_s(self.total("batches")),
-            "windows": [
-                {
-                    "since": _iso(w.since),
-                    "until": _iso(w.until),
-                    "done": w.done,
-                    "rows": w.rows,
-                    "too_old": w.too_old,
-                    "batches": w.batches,
-                    "estimated_s": self.estimated_s(w.batches),
-                }
-                for w in self.windows
-            ],
-        }
-
-
-@dataclass
-class WindowReport:
-    """One window of a backfill and what became of it."""
-
-    since: datetime
-    until: datetime
-    status: str = "not_started"  # skipped (finished earlier) | not_started | its run's status
-    finished: bool = False  # recorded in the ledger's backfill_windows
-    run: RunReport | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        window: dict[str, object] = {
-            "since": _iso(self.since),
-            "until": _iso(self.until),
-            "status": self.status,
-            "finished": self.finished,
-        }
-        if self.run is not None:
-            run = self.run.as_dict()
-            window |= {k: run[k] for k in ("run_id", *COUNTS, *_BY_CODE, "duration_s", "message")}
-        return window
-
-
-@dataclass
-class BackfillReport:
-    """One backfill: its windows, and the counts of the runs it made, summed."""
-
-    backfill_id: str
-    since: datetime
-    until: datetime
-    window: timedelta
-    windows: list[WindowReport]
-    status: str = "running"  # as a RunReport's
-    duration_s: float = 0.0
-    message: str | None = None
-
-    def total(self, count: str) -> int:
-        return sum(int(getattr(w.run, count)) for w in self.windows if w.run is not None)
-
-    def counter(self, name: str) -> Counter[str]:
-        """`warnings` or `rejected_by_reason`, summed over the windows' runs."""
-        return sum((getattr(w.run, name) for w in self.windows if w.run), Counter[str]())
-
-    @property
-    def rows_done(self) -> int:
-        return sum(w.run.rows_done for w in self.windows if w.run is not None)
-
-    def finish(self) -> None:
-        """The status of the whole: the first run that failed or was interrupted ends
-        it; else rejected or failed rows anywhere make it completed_with_rejections."""
-        runs = [w.run for w in self.windows if w.run is not None]
-        stopped = [r for r in runs if r.status in ("failed", "interrupted")]
-        if stopped:
-            self.status, self.message = stopped[0].status, stopped[0].message
-        elif any(r.status != "succeeded" for r in runs):
-            self.status = "completed_with_rejections"
-        else:
-            self.status = "succeeded"
-
-    @property
-    def exit_code(self) -> int:
-        return _exit_code(self.status)
-
-    def as_dict(self) -> dict[str, object]:
-        statuses = Counter(w.status for w in self.windows)
-        return {
-            "backfill_id": self.backfill_id,
-            "since": _iso(self.since),
-            "until": _iso(self.until),
-            "window_s": self.window.total_seconds(),
-            "status": self.status,
-            "windows_total": len(self.windows),
-            "windows_skipped": statuses["skipped"],
-            "windows_finished": sum(w.finished for w in self.windows) - statuses["skipped"],
-            "windows_left": sum(not w.finished for w in self.windows),
-            **{count: self.total(count) for count in COUNTS},
-            **{name: dict(self.counter(name).most_common()) for name in _BY_CODE},
-            "duration_s": self.duration_s,
-            "message": self.message,
-            "windows": [w.as_dict() for w in self.windows],
-        }
 
 
 @dataclass

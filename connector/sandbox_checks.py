@@ -27,7 +27,7 @@ from connector.spec import (
     Kind,
     Place,
 )
-from connector.transform import UUID
+from connector.values import UUID
 
 TOP_LEVEL_KEYS = frozenset(
     {

@@ -1,7 +1,7 @@
 """docs/attributes.md as data: every canonical column, where it goes, how it is normalized.
 
 Owns: the column table, the reason codes (with the hint each one gives the user),
-the platform limits and the fixed event fields. `transform`, `payload` and the
+the platform limits and the fixed event fields. `transform` and the
 transports read this table; nothing else may hard-code a column's destination.
 Must not: hold logic that touches rows (that is `transform`).
 

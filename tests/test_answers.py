@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from connector.answers import Verdict, read
+from connector.transports.base import Verdict
+from connector.transports.events_api_answers import read
 
 GUID_ERROR = (
     "Error converting value &quot;not-a-guid&quot; to type 'System.Guid'. "

@@ -24,9 +24,9 @@ import pytest
 from referencing import Registry, Resource
 
 from connector.config import MappingConfig
-from connector.payload import NS_REQUEST, Request, encode, pack
 from connector.spec import MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
 from connector.transform import NS_MESSAGE, split, transform
+from connector.transports.events_api_json import NS_REQUEST, Request, encode, pack
 
 ENVIRONMENT = "development"
 BATCH_SCHEMA = "mparticle.inbound.eventsapi.schema.json"
@@ -489,7 +489,8 @@ def test_structure_a_rokt_user_relies_on(bodies: list[str], encoded: pl.DataFram
         assert message_id == uuid.uuid5(NS_MESSAGE, f"{ENVIRONMENT}:{ref}")
 
         # source_request_id = uuid5(NS_REQUEST, sha256_hex(<the batch JSON without that
-        # member>)), as documented in connector/payload.py (the ledger keeps the SHA-256).
+        # member>)), as documented in connector/transports/events_api_json.py (the
+        # ledger keeps the SHA-256).
         assert body.startswith(prefix)
         request_id = body[len(prefix) : len(prefix) + 36]
         assert body[len(prefix) + 36 : len(prefix) + 38] == '",'

@@ -1,7 +1,7 @@
 """Crash safety: SIGKILL a `rokt-connector sync` at chosen points, then run it again.
 
 The points are hit exactly with the test-only hook `ROKT_CONNECTOR_CRASH_AT=<point>:<n>`
-(`connector.pipeline.CRASH_AT_ENV`: the process SIGKILLs itself the n-th time it
+(`connector.engine.crash.CRASH_AT_ENV`: the process SIGKILLs itself the n-th time it
 reaches the point): while the query is being read, after a chunk is written `pending`
 but before its requests leave, and after answers came back but before the ledger
 settled them (the sandbox accepted, the ledger does not know). Requests in flight are
@@ -36,7 +36,7 @@ from checks import (
 )
 from conftest import SandboxProcess, cli, sync_config
 
-from connector.pipeline import CRASH_AT_ENV
+from connector.engine.crash import CRASH_AT_ENV
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 

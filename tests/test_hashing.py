@@ -19,9 +19,9 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from connector.config import MappingConfig, load_config
 from connector.errors import ConfigError
-from connector.payload import encode
 from connector.phones import national_numbers
 from connector.transform import split, transform, warning_counts
+from connector.transports.events_api_json import encode
 
 BASE = {
     "confirmationref": "ORD-1",

@@ -25,10 +25,11 @@ from conftest import SandboxProcess, base_config, cli, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector import pipeline, source
 from connector.config import Config, load_config
+from connector.engine.prepare import prepare
 from connector.errors import SourceError
 from connector.sandbox_checks import check_batch
+from connector.sources import duckdb as source
 from connector.spec import MAX_BATCH_BYTES, MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES, REASONS
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)  # conftest pins every run's "now" here
@@ -61,7 +62,7 @@ def outcomes(config: Config) -> tuple[int, list[str], list[dict[str, Any]]]:
     """(rows read, reasons, sent batches) of the front half of a run; every request is
     checked as the platform would: size, count, strict JSON, the sandbox's checks."""
     read, reasons, batches = 0, [], []
-    for part in pipeline.prepare(config, SINCE, UNTIL, NOW):
+    for part in prepare(config, SINCE, UNTIL, NOW):
         read += part.rows_read
         accounted = part.encoded.height + part.rejected.height + part.duplicates + part.skipped
         assert accounted == part.rows_read

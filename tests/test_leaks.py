@@ -39,9 +39,9 @@ import trustme
 import typer.main
 from conftest import REPO, SandboxProcess, base_config, cli, write_config
 
-from connector import pipeline
 from connector.cli import app
 from connector.config import load_config
+from connector.engine import run as engine
 from connector.errors import ConfigError
 
 pytestmark = pytest.mark.e2e
@@ -299,7 +299,7 @@ def synced_ledger(
         },
         destination={"base_url": main_sandbox[0], "api_key": KEY, "api_secret": SECRET},
     )
-    report = pipeline.sync(load_config(write_config(tmp, config)), SINCE, UNTIL)
+    report = engine.sync(load_config(write_config(tmp, config)), SINCE, UNTIL)
     assert report.accepted > 1000, report.message
     return tmp
 

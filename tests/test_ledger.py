@@ -22,9 +22,9 @@ from connector import digest
 from connector import ledger as ledger_module
 from connector.config import Config, load_config
 from connector.digest import EXTENSIONS_OFF, sql_file
+from connector.engine.run import sync
 from connector.errors import ConfigError
 from connector.ledger import Ledger
-from connector.pipeline import sync
 from connector.ref_index import RefIndex
 from connector.report import RunReport
 

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from conftest import SandboxProcess, base_config, cli, write_config
 
-from connector import pipeline
 from connector.config import load_config
+from connector.engine import run as engine
 from connector.ledger import Ledger
 from connector.report import RunReport
 
@@ -76,7 +76,7 @@ def sync(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 def earlier_run(config: Path) -> RunReport:
     """A run that only sets the scene, in this process (real ledger, real HTTP)."""
-    done = pipeline.sync(load_config(config), SINCE, UNTIL)
+    done = engine.sync(load_config(config), SINCE, UNTIL)
     assert done.status == "succeeded", done.message
     return done
 

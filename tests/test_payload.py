@@ -8,8 +8,8 @@ import random
 
 import polars as pl
 
-from connector.payload import pack
 from connector.spec import MAX_BATCH_BYTES, MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
+from connector.transports.events_api_json import pack
 
 
 def bodies(sizes: list[int]) -> pl.Series:

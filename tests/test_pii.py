@@ -16,10 +16,10 @@ from pydantic import ValidationError
 
 from connector.config import MappingConfig, UnknownColumns, load_config
 from connector.errors import ConfigError, SourceError
-from connector.payload import encode
 from connector.pii import looks_like
 from connector.spec import PLAIN_PII
 from connector.transform import split, transform
+from connector.transports.events_api_json import encode
 
 ROW = {
     "confirmationref": "ORD-1",

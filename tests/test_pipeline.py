@@ -13,8 +13,9 @@ import polars as pl
 import pytest
 
 from connector import digest
-from connector.pipeline import _in_thread, _Settler
-from connector.sender import Attempt
+from connector.ledger_writer import Settler
+from connector.threads import in_thread
+from connector.transports.sender import Attempt
 
 PACKAGE = Path(digest.__file__).parent
 
@@ -48,7 +49,7 @@ def test_a_cancelled_run_waits_for_its_worker_thread_before_going_on() -> None:
         finished.append(True)
 
     async def run() -> None:
-        task = asyncio.create_task(_in_thread(read_a_chunk))
+        task = asyncio.create_task(in_thread(read_a_chunk))
         await asyncio.to_thread(started.wait, 10)
         task.cancel()
         for _ in range(5):
@@ -110,7 +111,7 @@ def test_the_ledger_settles_many_requests_per_write_and_everything_on_close() ->
     # grew a 5,000,000-row sync by about 55 MB
     async def run() -> list[list[str]]:
         ledger = _WritesLedger()
-        settler = _Settler(ledger, "run-1", rows_per_write=1000, wait_s=3600)  # type: ignore[arg-type]
+        settler = Settler(ledger, "run-1", rows_per_write=1000, wait_s=3600)  # type: ignore[arg-type]
         for request in range(10):
             settler.put(*_answers(request, 100))
             for _ in range(3):
@@ -128,7 +129,7 @@ def test_the_ledger_settles_many_requests_per_write_and_everything_on_close() ->
 def test_answers_that_gathered_while_the_ledger_was_busy_go_in_one_write() -> None:
     async def run() -> list[int]:
         ledger = _WritesLedger()
-        settler = _Settler(ledger, "run-1", rows_per_write=100, wait_s=3600)  # type: ignore[arg-type]
+        settler = Settler(ledger, "run-1", rows_per_write=100, wait_s=3600)  # type: ignore[arg-type]
         for request in range(25):  # all queued before the writer runs
             settler.put(*_answers(request, 100))
         await settler.close()
@@ -140,7 +141,7 @@ def test_answers_that_gathered_while_the_ledger_was_busy_go_in_one_write() -> No
 def test_answers_wait_for_their_ledger_write_no_longer_than_wait_s() -> None:
     async def run() -> list[list[str]]:
         ledger = _WritesLedger()
-        settler = _Settler(ledger, "run-1", rows_per_write=10**6, wait_s=0)  # type: ignore[arg-type]
+        settler = Settler(ledger, "run-1", rows_per_write=10**6, wait_s=0)  # type: ignore[arg-type]
         settler.put(*_answers(0, 3))
         assert await asyncio.to_thread(ledger.wrote.wait, 30), "never written"
         settler.put(*_answers(1, 2))

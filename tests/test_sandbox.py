@@ -34,7 +34,6 @@ import pytest
 from starlette.applications import Starlette
 
 from connector.config import MappingConfig
-from connector.payload import encode, pack
 from connector.sandbox import FAULTS, Reply, Sandbox, SandboxSettings, create_app, serve
 from connector.sandbox_checks import MAX_DEPTH
 from connector.spec import (
@@ -46,6 +45,7 @@ from connector.spec import (
     MAX_VALUE_CHARS,
 )
 from connector.transform import split, transform
+from connector.transports.events_api_json import encode, pack
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "key-Sandbox-Visible-3"

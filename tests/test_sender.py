@@ -14,7 +14,9 @@ import pytest
 
 from connector.config import DestinationConfig
 from connector.errors import FatalSendError
-from connector.sender import Delivery, DeliveryStopped, Sender, TokenBucket, classify
+from connector.transports.events_api import classify
+from connector.transports.rate import TokenBucket
+from connector.transports.sender import Delivery, DeliveryStopped, Sender
 
 SECRET = "s3cr3t-sender-test"
 Handler = Callable[[httpx.Request], httpx.Response]

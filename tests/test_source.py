@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 from conftest import base_config, write_config
 
-from connector import digest, source
+from connector import digest
 from connector.config import load_config
 from connector.errors import ConfigError, SourceError
 from connector.ledger import Ledger, connect_read_only
+from connector.sources import duckdb as source
 
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 2, 1, tzinfo=UTC)

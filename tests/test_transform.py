@@ -17,9 +17,10 @@ import pytest
 
 from connector.config import MappingConfig, UnknownColumns
 from connector.errors import SourceError
-from connector.payload import NS_REQUEST, encode
 from connector.spec import PLAIN_PII, REASONS, WARNINGS
-from connector.transform import NS_MESSAGE, WHITESPACE, split, transform
+from connector.transform import NS_MESSAGE, split, transform
+from connector.transports.events_api_json import NS_REQUEST, encode
+from connector.values import WHITESPACE
 
 
 def sha(text: str) -> str:

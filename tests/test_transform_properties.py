@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 
 from connector.config import MappingConfig
 from connector.digest import uuid5
-from connector.payload import encode
 from connector.spec import HINTS
 from connector.transform import NS_MESSAGE, split, transform
+from connector.transports.events_api_json import encode
 
 ENVIRONMENT = "development"
 UNKNOWN = "coupon_code"  # not in the spec: custom_attributes (unknown_columns: attribute)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from connector.windows import covered, split
+from connector.jobs.windows import covered, split
 
 
 def day(n: int, hour: int = 0) -> datetime:

@@ -7,7 +7,7 @@ the rows older than `sync.max_event_age`, batches and duration at
 `max_batches_per_second`); and running the windows left, oldest first, as runs of
 mode `backfill` in one event loop on one open ledger, recording each window whose
 every row got a final outcome. Must not: read, transform or send rows itself (each
-window is a `pipeline.run`), or take the ledger's write lock for a plan.
+window is an `engine.run`), or take the ledger's write lock for a plan.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from connector import logs, pipeline, source
+from connector import logs
+from connector.backfill_report import BackfillPlan, BackfillReport, WindowPlan, WindowReport
 from connector.clock import oldest_event
 from connector.config import Config
+from connector.engine import run as engine
 from connector.ledger import Ledger, finished_windows
-from connector.report import BackfillPlan, BackfillReport, RunReport, WindowPlan, WindowReport
+from connector.report import RunReport
+from connector.sources import source_for
+from connector.transports import transport_for
 
 Window = tuple[datetime, datetime]
 BackfillProgress = Callable[[BackfillReport], None]
@@ -65,9 +69,8 @@ def plan(
     windows = [WindowPlan(s, u, covered((s, u), finished)) for s, u in split(since, until, window)]
     to_run = [w for w in windows if not w.done]
     straddling = [w for w in to_run if w.since < oldest < w.until]
-    numbers = source.counts(
-        config.source,
-        [(w.since, w.until) for w in to_run] + [(w.since, oldest) for w in straddling],
+    numbers = source_for(config.source).counts(
+        [(w.since, w.until) for w in to_run] + [(w.since, oldest) for w in straddling]
     )
     for w, rows in zip(to_run, numbers[: len(to_run)], strict=True):
         w.rows = rows
@@ -99,7 +102,7 @@ async def _run_windows(
             if progress:
                 progress(report)
 
-        run = await pipeline.run(
+        run = await engine.run(
             config,
             window.since,
             window.until,
@@ -142,7 +145,7 @@ def backfill(
     """Run every window of `[since, until)` that no earlier backfill finished; the
     ledger stays open (and locked) for the whole backfill. SIGINT/SIGTERM stop it
     after the requests in flight (the window it was in is redone by the next run)."""
-    pipeline.check_transport(config)
+    transport_for(config.destination)  # refuses one not built yet, before anything is read
     started = time.monotonic()
     environment = config.destination.environment
     with Ledger.open(config.ledger.path, environment, new_ledger=new_ledger) as ledger:
@@ -170,7 +173,7 @@ def backfill(
         )
         try:
             asyncio.run(
-                pipeline.until_stopped(
+                engine.until_stopped(
                     lambda stopping: _run_windows(config, report, ledger, stopping, now, progress)
                 )
             )

@@ -1,5 +1,5 @@
 """The users' jobs as a Python API, for orchestrators and for the CLI: validate, the
-scheduled sync and the backfill (whose windows live in `connector.windows`).
+scheduled sync and the backfill (whose windows live in `connector.jobs.windows`).
 
 Owns: accepting a config path or a loaded `Config`, the run's `now` (the clock unless
 given), the sync's window, and turning a run that stopped early into an exception
@@ -7,7 +7,7 @@ an orchestrator understands: `FatalSendError` (exit code 3) or `Interrupted` (13
 with the run's report attached; `ConfigError`, `SourceError` (2) and `LedgerLocked`
 (4) come from below, before anything is sent. A run that finished with rejected or
 failed rows returns its report (`status` completed_with_rejections, `exit_code` 1).
-Must not: print (events go through `connector.logs`), or hold pipeline logic.
+Must not: print (events go through `connector.logs`), or hold engine logic.
 """
 
 from __future__ import annotations
@@ -16,14 +16,23 @@ import os
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from connector import clock, pipeline, windows
+from connector import clock
+from connector.backfill_report import BackfillPlan, BackfillReport
 from connector.config import Config, load_config, parse_duration
+from connector.engine import run as engine
+from connector.engine.deliver import Progress
 from connector.errors import ConfigError, ConnectorError, FatalSendError, Interrupted
+from connector.jobs import validation, windows
 from connector.ledger import Ledger
-from connector.report import BackfillPlan, BackfillReport, RunReport, ValidationReport
+from connector.report import RunReport, ValidationReport
 
 ConfigLike = Config | str | os.PathLike[str]
 Moment = datetime | date | str
+
+
+def sync_window(config: Config, now: datetime) -> tuple[datetime, datetime]:
+    """`[now - sync.lookback, now)` in UTC."""
+    return now - config.sync.lookback, now
 
 
 def as_config(config: ConfigLike) -> Config:
@@ -79,7 +88,7 @@ def sync(
     dry_run: bool = False,
     limit: int | None = None,
     new_ledger: bool = False,
-    progress: pipeline.Progress | None = None,
+    progress: Progress | None = None,
 ) -> RunReport:
     """Send the conversions of `[since, until)` (default: `[now - sync.lookback, now)`)
     that the ledger has not settled; return the run report.
@@ -94,8 +103,8 @@ def sync(
     replaced (otherwise that stops the run with a `ConfigError`).
     """
     loaded, moment = as_config(config), run_now(now)
-    start, end = bounds(since, until, pipeline.sync_window(loaded, moment))
-    report = pipeline.sync(
+    start, end = bounds(since, until, sync_window(loaded, moment))
+    report = engine.sync(
         loaded,
         start,
         end,
@@ -120,7 +129,7 @@ def validate(
     and count rows by outcome, as `sync` would at `now`, the ledger read if it can
     be (`ValidationReport.ledger` says why not); send and record nothing."""
     loaded, moment = as_config(config), run_now(now)
-    start, end = bounds(since, until, pipeline.sync_window(loaded, moment))
+    start, end = bounds(since, until, sync_window(loaded, moment))
     path, environment = loaded.ledger.path, loaded.destination.environment
     reader: Ledger | None = None
     why: str | None = f"no ledger at {path} yet"
@@ -130,7 +139,7 @@ def validate(
         except ConnectorError as exc:
             why = str(exc)
     try:
-        report = pipeline.validate(
+        report = validation.validate(
             loaded, start, end, moment, show=show, lookup=reader.lookup if reader else None
         )
     finally:

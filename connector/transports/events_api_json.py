@@ -32,6 +32,7 @@ from connector.spec import (
     Kind,
     Place,
 )
+from connector.transports.base import Request
 
 # `source_request_id` = uuid5(NS_REQUEST, payload_sha256), where payload_sha256 is the
 # SHA-256 hex of the batch JSON without `source_request_id` (the ledger keeps it too).
@@ -211,19 +212,8 @@ def encode(frame: pl.DataFrame, environment: str, redact: bool = False) -> pl.Da
     )
 
 
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request: the rows `[start, stop)` of the encoded frame it carries, and
-    the size of its body, which is made only when it is sent (`request_body`)."""
-
-    start: int
-    stop: int
-    size: int  # bytes
-    bulk: bool = True
-
-    @property
-    def batches(self) -> int:
-        return self.stop - self.start
+class JsonRequest(Request):
+    """An Event API request, which can make its body (`request_body`)."""
 
     def body(self, bodies: pl.Series) -> bytes:
         """This request's body, out of `bodies` (the batch JSON of the frame's rows)."""
@@ -245,7 +235,7 @@ def pack(
     bulk: bool = True,
     max_batches: int = MAX_BATCHES_PER_REQUEST,
     max_bytes: int = MAX_REQUEST_BYTES,
-) -> list[Request]:
+) -> list[JsonRequest]:
     """The requests that carry `bodies` (batch JSON, in order).
 
     Bulk: a JSON array of as many consecutive batches as fit in `max_batches` and
@@ -258,15 +248,15 @@ def pack(
         return []
     sizes = bodies.str.len_bytes().cast(pl.Int64)
     if not bulk:
-        return [Request(i, i + 1, size, bulk=False) for i, size in enumerate(sizes.to_list())]
+        return [JsonRequest(i, i + 1, size, bulk=False) for i, size in enumerate(sizes.to_list())]
     # ends[i]: bytes of batches 0..i, each with the "," or "]" that follows it
     ends = (sizes + 1).cum_sum().to_list()
-    requests: list[Request] = []
+    requests: list[JsonRequest] = []
     start = 0
     while start < len(ends):
         base = ends[start - 1] if start else 0
         last = min(start + max_batches, len(ends))
         stop = max(start + 1, bisect_right(ends, base + max_bytes - 1, start, last))  # and "["
-        requests.append(Request(start, stop, 1 + ends[stop - 1] - base))
+        requests.append(JsonRequest(start, stop, 1 + ends[stop - 1] - base))
         start = stop
     return requests

@@ -1,131 +1,36 @@
-"""Delivering request bodies to the Event API: rate limit, concurrency, retries.
+"""Delivering requests to any transport: rate limit, concurrency, retries, deadlines.
 
-Owns: `classify`, the one function that maps an HTTP outcome (response or network
-error) to an action; the token bucket on batches per second (every batch of a bulk
-request counts); and `Sender.deliver`, which sends one request until every batch of it
-is settled: retrying 429 (honouring `Retry-After`, capped at `retry_max_s`), 5xx,
-timeouts and connection errors with full-jitter exponential backoff up to
-`max_attempts`; rejecting the batches a 2xx or 400 answer names (`answers`); resending
-the others of a 400; resending alone to `/v2/events` each batch an answer may concern
-but does not name (isolation, docs/delivery.md); and raising `FatalSendError` on
-401/403 or an endpoint that never answers. Every attempt has a deadline of `timeout_s`
-from the request's first byte to its answer's last, so an endpoint that hangs (or
-trickles) cannot hang a run. It reports every attempt (`Settlement.history`, also on a
-fatal stop) for the ledger's `attempts` table. The HTTP client is injected
-(`httpx.MockTransport` in unit tests). Must not: touch the ledger, log a secret or a
-request body, or sleep except through the injected `sleep`.
+Owns: the token bucket on batches per second (every batch of a bulk request counts)
+and `Sender.deliver`, which sends one request until each of its batches is settled:
+retrying what the transport's `classify` calls retry (429 honouring `Retry-After`,
+5xx, timeouts, connection errors) with full-jitter backoff up to `max_attempts`;
+rejecting the batches the transport's `read` names; resending the others of a 400,
+and alone each batch an answer may concern but does not name (docs/delivery.md);
+stopping the run on a fatal outcome. Every attempt has a deadline of `timeout_s`, and
+is reported (`Settlement.history`) for the ledger's `attempts` table. Must not: touch
+the ledger, log a secret or a body, or sleep except through the injected `sleep`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
 import httpx
 import polars as pl
 
-from connector import answers
 from connector.config import DestinationConfig
 from connector.errors import FatalSendError
-from connector.payload import request_body
 from connector.spec import MAX_BATCHES_PER_REQUEST
+from connector.transports import transport_for
+from connector.transports.base import Outcome, Transport
+from connector.transports.rate import Sleep, TokenBucket
 
-Sleep = Callable[[float], Awaitable[None]]
-Action = Literal["accept", "reject", "retry", "fatal"]
 State = tuple[str, str | None]  # (status, reason) of one batch
-MAX_RETRY_AFTER_S = 300.0
-BULK_PATH, SINGLE_PATH = "/v2/bulkevents", "/v2/events"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one HTTP attempt came to, and what to do next."""
-
-    action: Action
-    http_status: int | None
-    message: str
-    retry_after: float | None = None
-    error: str | None = None  # the transport error's type when no response came
-
-
-def _first_error(response: httpx.Response) -> str:
-    try:
-        errors = response.json().get("errors") or [{}]
-        first = errors[0]
-        return str(first.get("message") or first.get("code") or response.reason_phrase)
-    except (ValueError, AttributeError, IndexError, TypeError):
-        return response.reason_phrase or f"HTTP {response.status_code}"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "").strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return min(seconds, MAX_RETRY_AFTER_S) if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def classify(response: httpx.Response | None, error: Exception | None = None) -> Outcome:
-    """Map one attempt's response (or network error) to accept/reject/retry/fatal."""
-    if response is None:
-        kind = "timed out" if isinstance(error, httpx.TimeoutException) else "network error"
-        name = type(error).__name__
-        return Outcome("retry", None, f"{kind}: {name}", error=name)
-    status = response.status_code
-    if 200 <= status < 300:
-        return Outcome("accept", status, "accepted")
-    if status in (401, 403):
-        what = "missing" if status == 401 else "refused"
-        return Outcome(
-            "fatal",
-            status,
-            f"credentials {what} (HTTP {status}); check destination.api_key and api_secret",
-        )
-    if status == 429:
-        return Outcome("retry", status, "rate limited (HTTP 429)", _retry_after(response))
-    if status >= 500 or status == 408:
-        return Outcome("retry", status, f"server error (HTTP {status})", _retry_after(response))
-    return Outcome("reject", status, _first_error(response))
-
-
-class TokenBucket:
-    """`rate` tokens per second, at most `capacity` saved, `initial` at the start (by
-    default a full bucket); waiters are served in order."""
-
-    def __init__(
-        self,
-        rate: float,
-        capacity: float,
-        clock: Callable[[], float],
-        sleep: Sleep,
-        initial: float | None = None,
-    ) -> None:
-        self.rate, self.capacity = rate, capacity
-        self._tokens = capacity if initial is None else min(initial, capacity)
-        self._stamp = clock()
-        self._clock, self._sleep = clock, sleep
-        self._lock = asyncio.Lock()
-
-    async def acquire(self, tokens: int, abandon: asyncio.Event | None = None) -> bool:
-        """Wait for `tokens`; False (none taken) once `abandon` is set."""
-        async with self._lock:
-            while True:
-                if abandon is not None and abandon.is_set():
-                    return False
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= tokens - 1e-9:  # a float short of it is there
-                    self._tokens = max(0.0, self._tokens - tokens)
-                    return True
-                await self._sleep((tokens - self._tokens) / self.rate)
 
 
 @dataclass(frozen=True)
@@ -193,9 +98,6 @@ class _Line:
     settlement: Settlement
     tries: int = 0  # attempts of this line's own requests
 
-    def body(self) -> bytes:
-        return request_body(self.rows["_body"], self.bulk)
-
     def settle(self, ids: list[str], state: State, attempt: int) -> None:
         self.settlement.status |= dict.fromkeys(ids, (*state, attempt))
         self.rows = self.rows.filter(~pl.col("_request_id").is_in(ids))
@@ -209,6 +111,7 @@ class Sender:
         client: httpx.AsyncClient,
         destination: DestinationConfig,
         *,
+        transport: Transport | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -216,6 +119,7 @@ class Sender:
     ) -> None:
         self.client = client
         self.destination = destination
+        self.transport = transport or transport_for(destination)
         self.stats = SendStats()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -244,17 +148,17 @@ class Sender:
             if first and self._stopping.is_set():
                 return None
             self.stats.requests += 1
-            url = self.destination.root_url + (BULK_PATH if line.bulk else SINGLE_PATH)
+            method, url, body = self.transport.request(line.rows["_body"], line.bulk)
             at = datetime.now(UTC)
             try:
                 async with asyncio.timeout(self.destination.timeout_s):
-                    response = await self.client.post(url, content=line.body())
+                    response = await self.client.request(method, url, content=body)
             except TimeoutError:
                 timeout = httpx.TimeoutException("no answer within timeout_s")
-                return classify(None, timeout), None, at
+                return self.transport.classify(None, timeout), None, at
             except httpx.TransportError as exc:
-                return classify(None, exc), None, at
-            return classify(response), response, at
+                return self.transport.classify(None, exc), None, at
+            return self.transport.classify(response, None), response, at
 
     async def deliver(self, batches: pl.DataFrame) -> Delivery:
         """Send one request of `batches` (`_request_id`, `_body`) until each is settled.
@@ -337,7 +241,7 @@ class Sender:
             line.settle(ids, ("rejected", outcome.message), number)
             return outcome.message, []
         texts: list[str] = line.rows["_body"].to_list()
-        verdict = answers.read(response.content, texts, ids, line.bulk)
+        verdict = self.transport.read(response.content, texts, ids, line.bulk)
         for index, reason in verdict.named.items():
             line.settle([ids[index]], ("rejected", reason), number)
         unnamed = line.rows["_request_id"].to_list()

@@ -1,4 +1,4 @@
-"""The source: a DuckDB file and/or Parquet globs, the query file, streamed chunks.
+"""The DuckDB source: a DuckDB file and/or Parquet globs, the query file, streamed chunks.
 
 Owns: opening the warehouse read-only, registering each `source.parquet` entry as a
 view, running `source.query` with `$since` / `$until` bound as parameters (never
@@ -211,11 +211,6 @@ def counts(config: SourceConfig, windows: Sequence[tuple[datetime, datetime]]) -
             raise _query_error(config, sql, exc) from None
 
 
-def count(config: SourceConfig, since: datetime, until: datetime) -> int:
-    """How many rows the query returns for `[since, until)`."""
-    return counts(config, [(since, until)])[0]
-
-
 def _check_columns(schema: pa.Schema, query: str) -> None:
     """Each column name once (case-blind), and of a type polars can read."""
     seen: set[str] = set()
@@ -255,3 +250,18 @@ def chunks(
                         yield frame.rename(str.lower)
         except (duckdb.Error, pl.exceptions.PolarsError, pa.ArrowException) as exc:
             raise _query_error(config, sql, exc) from None
+
+
+class DuckDBSource:
+    """A DuckDB file and/or Parquet globs (`source.kind: duckdb`, the default)."""
+
+    def __init__(self, config: SourceConfig) -> None:
+        self.config = config
+
+    def chunks(
+        self, since: datetime, until: datetime, limit: int | None = None
+    ) -> Iterator[pl.DataFrame]:
+        return chunks(self.config, since, until, limit)
+
+    def counts(self, windows: Sequence[tuple[datetime, datetime]]) -> list[int]:
+        return counts(self.config, windows)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from dataclasses import dataclass, field
+
+from connector.transports.base import Verdict
 
 _PATH_INDEX = re.compile(r"Path '\[(\d+)\]")
 _POSITION = re.compile(r"\bposition\s+(\d+)\b", re.IGNORECASE)
@@ -18,16 +19,6 @@ _QUOTED = re.compile(r'"[^"]*"')
 # Where in the request body an error was found: meaningless once it is tied to a batch
 _LOCATOR = re.compile(r"(Path ')\[\d+\]\.?|,? line \d+, position \d+", re.IGNORECASE)
 MAX_MESSAGE_CHARS = 1000
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """One answer, batch by batch: `named` maps a batch's index in the request to the
-    platform's message; `unattributed` is True when some error (or the whole body)
-    could not be tied to a batch, so no unnamed batch may be taken as accepted."""
-
-    named: dict[int, str] = field(default_factory=dict)
-    unattributed: bool = False
 
 
 def _message(error: object) -> str:

@@ -1,0 +1,253 @@
+"""The config file's keys as pydantic models (source, destination, mapping, sync,
+ledger), each value checked where it is declared."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from connector.config.fields import (
+    IDENTIFIER,
+    PIXEL_ROOT,
+    POD_HOSTS,
+    Duration,
+    FilePath,
+    Strict,
+    clip,
+    is_loopback_host,
+    usable_path,
+)
+
+
+class Transport(StrEnum):
+    EVENTS_API = "events_api"
+    PIXEL = "pixel"
+    RUDDERSTACK_PIXEL = "rudderstack_pixel"
+
+
+class UnknownColumns(StrEnum):
+    ATTRIBUTE = "attribute"
+    IGNORE = "ignore"
+    ERROR = "error"
+
+
+class SourceConfig(Strict):
+    kind: Literal["duckdb"] = "duckdb"  # which connector.sources reads it
+    database: FilePath | None = None
+    parquet: dict[str, str] = Field(default_factory=dict)
+    query: FilePath
+    chunk_rows: int = Field(default=10_000, gt=0, le=5_000_000)
+    # DuckDB's memory for the query; past it, sorts and joins spill to a temp folder
+    memory_limit: str = Field(default="64MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB)$")
+
+    @field_validator("parquet")
+    @classmethod
+    def _view_names(cls, views: dict[str, str]) -> dict[str, str]:
+        for name, pattern in views.items():
+            if not IDENTIFIER.fullmatch(name):
+                raise ValueError(f"view name {clip(repr(name))} must be a plain SQL identifier")
+            usable_path(Path(pattern))
+        return views
+
+
+class DestinationConfig(Strict):
+    transport: Transport = Transport.EVENTS_API
+    pod: Literal["US1", "US2", "EU1", "AU1"] = "US1"
+    base_url: str | None = None
+    api_key: SecretStr
+    api_secret: SecretStr | None = None
+    # Required, except for a loopback base_url (the local sandbox): then development.
+    environment: Literal["development", "production"]
+    bulk: bool = True
+    max_batches_per_second: float = Field(default=270, gt=0, le=100_000)
+    concurrency: int = Field(default=8, ge=1, le=256)
+    timeout_s: float = Field(default=30, gt=0, le=600)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    retry_base_s: float = Field(default=0.5, ge=0, le=60)  # full-jitter backoff: first ceiling
+    retry_max_s: float = Field(default=30, ge=0, le=600)  # and the largest
+
+    @model_validator(mode="before")
+    @classmethod
+    def _development_on_loopback(cls, data: Any) -> Any:
+        """An unset environment is development when base_url is a loopback host, else
+        an error (the pod's and the pixel's hosts are never loopback)."""
+        if not isinstance(data, dict) or data.get("environment") is not None:
+            return data
+        url = data.get("base_url")
+        try:
+            host = urlsplit(url).hostname if isinstance(url, str) else None
+        except ValueError:  # base_url's own check says what is wrong with it
+            host = None
+        return {**data, "environment": "development" if host and is_loopback_host(host) else None}
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_set(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError(
+                "not set: write `environment: production` (real conversions) or "
+                "`environment: development` (test data); only a loopback base_url (the "
+                "local sandbox) defaults to development"
+            )
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must look like scheme://host[:port]")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold credentials (user:password@); use api_key/api_secret")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be scheme://host[:port] with no path")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise ValueError("http:// is allowed only for loopback hosts; use https://")
+        try:
+            httpx.URL(url)  # the checks httpx makes when it sends
+            valid = parts.port != 0 and not any(c.isspace() for c in parts.hostname)
+        except (httpx.InvalidURL, ValueError):  # a bad port or host name
+            valid = False
+        if not valid:
+            raise ValueError("is not a valid URL (scheme://host[:port])")
+        return url.rstrip("/")
+
+    @field_validator("api_key", "api_secret")
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_for_events_api(self) -> DestinationConfig:
+        if self.transport == Transport.EVENTS_API and self.api_secret is None:
+            raise ValueError("api_secret is required when transport is events_api")
+        return self
+
+    @property
+    def root_url(self) -> str:
+        """Scheme and host the transport sends to."""
+        if self.base_url:
+            return self.base_url
+        if self.transport == Transport.EVENTS_API:
+            return POD_HOSTS[self.pod]
+        if self.transport == Transport.PIXEL:
+            return PIXEL_ROOT
+        raise ValueError("destination.base_url is required for transport rudderstack_pixel")
+
+
+class MappingConfig(Strict):
+    hash: tuple[str, ...] = ("email", "firstname", "lastname", "mobile", "zip")
+    require_email: bool = True
+    unknown_columns: UnknownColumns = UnknownColumns.ATTRIBUTE
+    conversiontype: str | None = None
+    phone_region: str = "US"  # where a mobile without a country calling code is from
+    # a bad value in an optional field (spec.WARNINGS): drop the field, or reject the row
+    invalid_fields: Literal["drop", "reject"] = "drop"
+    # columns sent as plain text on purpose: plain PII columns left out of `hash`, and
+    # extra columns whose values look like email addresses or phone numbers (`pii`)
+    allow_plain: tuple[str, ...] = ()
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, region: str) -> str:
+        from connector.phones import check_region
+
+        return check_region(region)
+
+    @field_validator("hash")
+    @classmethod
+    def _hashable(cls, columns: tuple[str, ...]) -> tuple[str, ...]:
+        from connector.spec import HASHABLE
+
+        unknown = sorted(set(columns) - set(HASHABLE))
+        if unknown:
+            raise ValueError(
+                f"cannot hash {clip(', '.join(unknown))}; hashable columns: {', '.join(HASHABLE)}"
+            )
+        return columns
+
+    @field_validator("conversiontype")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("allow_plain")
+    @classmethod
+    def _plain_names(cls, columns: tuple[str, ...]) -> tuple[str, ...]:
+        from connector.spec import BY_COLUMN, PLAIN_PII
+
+        names = tuple(dict.fromkeys(c.strip().lower() for c in columns))  # as the query's
+        if "" in names:
+            raise ValueError("holds an empty column name")
+        never = [n for n in names if n in BY_COLUMN and n not in PLAIN_PII]
+        if never:
+            raise ValueError(
+                f"{clip(', '.join(never))}: canonical columns that are never refused as "
+                f"plain PII; list only {', '.join(PLAIN_PII)} or extra columns"
+            )
+        return names
+
+    @model_validator(mode="after")
+    def _no_plain_pii(self) -> MappingConfig:
+        from connector.spec import PLAIN_PII
+
+        both = [c for c in self.allow_plain if c in self.hash]
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} is listed under both mapping.hash and "
+                "mapping.allow_plain; remove it from one of them"
+            )
+        plain = [c for c in PLAIN_PII if c not in self.hash and c not in self.allow_plain]
+        if plain:
+            them = "it" if len(plain) == 1 else "them"
+            raise ValueError(
+                f"{', '.join(plain)} would be sent as plain text (not in mapping.hash): add "
+                f"{them} to mapping.hash (a column the query does not return costs nothing), "
+                f"or, to send {them} as is, list {them} under mapping.allow_plain: "
+                f"[{', '.join(plain)}]"
+            )
+        return self
+
+
+class SyncConfig(Strict):
+    lookback: Duration = timedelta(days=7)
+    # The Event API takes events up to 30 days old; older ones are rejected locally.
+    max_event_age: Duration = timedelta(days=30)
+    # Later than now plus this, an event time is rejected locally: a clock may run
+    # ahead by a few minutes, a time zone mistake makes hours.
+    max_clock_skew: Duration = timedelta(minutes=10)
+
+    @field_validator("lookback", "max_event_age")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+
+class LedgerConfig(Strict):
+    path: FilePath = Path("ledger.duckdb")
+
+
+class Config(Strict):
+    source: SourceConfig
+    destination: DestinationConfig
+    mapping: MappingConfig = MappingConfig()
+    sync: SyncConfig = SyncConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    path: Path | None = Field(default=None, exclude=True)

@@ -25,9 +25,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from connector import clock, jobs, logs, source
-from connector.audit import Audit
 from connector.config import Config, load_config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
+from connector.ledger.audit import Audit
 from connector.logs import LogFormat
 from connector.pipeline import sync_window
 from connector.report import COUNTS, BackfillPlan, BackfillReport, RunReport, ValidationReport

@@ -30,12 +30,12 @@ import duckdb
 import polars as pl
 import yaml
 
-from connector import ledger as ledger_module
 from connector.config import SourceConfig
 from connector.dedup import RunDedup
 from connector.digest import sha256
 from connector.engine.prepare import _settled_before
 from connector.ledger import Ledger
+from connector.ledger import rows as ledger_rows
 
 ENVIRONMENT = "development"
 HERE = Path(__file__).resolve().parent
@@ -145,7 +145,7 @@ def main() -> None:
 
         frames = chunks(args.chunks, size, args.rows, seed=7)
         if args.scan_only:  # the ledger file scanned for every chunk, never the index
-            ledger_module._SCANS_BEFORE_INDEX = len(frames)
+            ledger_rows.SCANS_BEFORE_INDEX = len(frames)
         deduped, seconds, skipped = check(path, frames)
         expected = [expected_skips(path, frame) for frame in frames]
         correct = "yes" if skipped == expected else f"NO ({skipped[:3]} vs {expected[:3]})"

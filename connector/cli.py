@@ -25,11 +25,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from connector import clock, jobs, logs
-from connector.audit import Audit
 from connector.backfill_report import BackfillPlan, BackfillReport
 from connector.config import Config, load_config
 from connector.errors import EXIT_CONFIG, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED, ConnectorError
 from connector.jobs import sync_window
+from connector.ledger.audit import Audit
 from connector.logs import LogFormat
 from connector.report import COUNTS, RunReport, ValidationReport
 from connector.sandbox import SandboxSettings, serve

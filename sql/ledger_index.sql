@@ -1,4 +1,4 @@
--- The ledger's refs for the in-memory index of a long run (connector/ref_index.py):
+-- The ledger's refs for the in-memory index of a long run (connector/ledger/index.py):
 -- each confirmationref as two independent 64-bit hashes (a 128-bit fingerprint; the
 -- same expressions as ledger_fingerprints.sql), its status, and the first 32 bits of
 -- an accepted conversion's payload hash (as ledger_lookup.sql).

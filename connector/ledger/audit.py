@@ -1,11 +1,6 @@
-"""The audit job: what became of each conversion, read from the ledger only.
-
-Owns: the `ledger` commands' queries (`sql/audit_*.sql`) over a ledger opened
-read-only (`ledger.connect_read_only`: exit 4 while a run writes it): one
-conversion's history, look-up by identity hash, the summary, export, and the
-reconciliation of the source against the ledger. Must not: write the ledger, send
-anything, or take raw PII as a search key (look-ups are by confirmationref or by the
-SHA-256 of the normalized email).
+"""The audit: what became of each conversion, read from a ledger opened read-only (the
+`ledger` commands' queries, `sql/audit_*.sql`). It writes and sends nothing, and finds
+conversions by confirmationref or email hash, never by raw PII.
 """
 
 from __future__ import annotations
@@ -23,14 +18,15 @@ from connector import files
 from connector.config import SourceConfig
 from connector.digest import sql_file
 from connector.errors import ConfigError
-from connector.ledger import connect_read_only
+from connector.ledger.store import connect_read_only
 from connector.sources import source_for
+from connector.status import Status
 from connector.transform import confirmationrefs
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-STATUSES = ("accepted", "pending", "failed", "rejected", "rejected_local")
+STATUSES = tuple(status.value for status in Status)
 # Source conversions in these states are not known to have reached the platform.
-UNDELIVERED = ("missing", "pending", "failed")
+UNDELIVERED = ("missing", Status.PENDING.value, Status.FAILED.value)
 EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
 
@@ -174,7 +170,7 @@ class Audit:
             "conversions": sum(by_state.values()),
             "by_state": by_state,
             "examples": {
-                row["state"]: row["examples"] for row in found if row["state"] != "accepted"
+                row["state"]: row["examples"] for row in found if row["state"] != Status.ACCEPTED
             },
             "ledger_only": ledger_only,
             "ledger_only_examples": ledger_only_examples or [],

@@ -1,12 +1,6 @@
-"""The marker file beside the ledger: proof that a ledger with history lives there.
-
-Owns: `<ledger>.marker.json` (owner-only, replaced atomically), written each time a
-run opens the ledger and when it ends: the ledger's id, environment and how many
-runs it holds. A marker without its ledger, or beside a different or older ledger,
-means the history a run relies on is gone: starting afresh would send every
-conversion again, so `Ledger.open` stops with exit 2 unless the user asks for a new
-ledger (`--new-ledger`). Must not: hold conversions, secrets or PII, or decide
-anything but whether the file at `ledger.path` is the ledger the last run left.
+"""The marker file beside the ledger (`<ledger>.marker.json`: its id, environment and
+runs; no conversions, secrets or PII), so that a ledger lost, replaced by another or by
+an older copy stops the run (exit 2) rather than every conversion being sent again.
 """
 
 from __future__ import annotations
@@ -76,8 +70,8 @@ def read(ledger: Path) -> History | None:
 
 
 def write(ledger: Path, history: History) -> None:
-    """Replace the marker beside `ledger` (owner-only from its first byte, never
-    through a link: `connector.files`)."""
+    """Replace the marker beside `ledger`, as each run does when it opens the ledger and
+    when it ends (owner-only from its first byte, never through a link: `connector.files`)."""
     with files.replacing(marker_path(ledger), WHAT) as out:
         json.dump({"ledger": ledger.name, **asdict(history)}, out, indent=2)
         out.write("\n")

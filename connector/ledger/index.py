@@ -1,17 +1,6 @@
-"""An in-memory index of one ledger's confirmationrefs, for the ledger check of long runs.
-
-Owns: a snapshot of the ledger's refs (one environment's) as fingerprints, two
-independent 64-bit hashes each (`sql/ledger_index*.sql`), sorted by the first, with
-each one's status, the payload hash of the rejected ones and the first 32 bits of
-the accepted ones'; and `lookup`, which
-answers what `sql/ledger_lookup.sql` answers with a binary search per ref instead
-of a scan of the whole ledger per chunk. Memory: about 25 bytes per ledger row
-(250 MB for 10,000,000), plus the rejected conversions' payload hashes.
-Must not: outlive the run that built it. It does not see later writes, which is
-right because a run uses the answer for a ref's first row only (later rows with it
-are duplicates).
-A false match needs both hashes to collide at once (odds about ledger rows / 2^128
-per ref looked up).
+"""An in-memory index of one ledger's confirmationrefs, built once by a long run: it
+answers what `sql/ledger_lookup.sql` answers with a binary search per ref instead of a
+scan of the whole ledger per chunk.
 """
 
 from __future__ import annotations
@@ -20,6 +9,7 @@ import duckdb
 import polars as pl
 
 from connector.digest import sql_file
+from connector.status import Status
 
 _KEYS = ["k1", "k2"]
 
@@ -42,7 +32,17 @@ def _find(index: pl.DataFrame, chunk: pl.DataFrame, *columns: str) -> pl.DataFra
 
 
 class RefIndex:
-    """The ledger's refs at the time of `build`, searchable by fingerprint."""
+    """The ledger's refs (one environment's) at the time of `build`, searchable by
+    fingerprint: two independent 64-bit hashes per ref (`sql/ledger_index*.sql`), sorted
+    by the first, with each one's status, the payload hash of the rejected ones and the
+    first 32 bits of the accepted ones'. A false match needs both hashes to collide at
+    once (odds about ledger rows / 2^128 per ref looked up).
+
+    Memory: about 25 bytes per ledger row (250 MB for 10,000,000), plus the rejected
+    conversions' payload hashes. It does not see later writes, so it must not outlive
+    the run that built it; that is right because a run uses the answer for a ref's first
+    row only (later rows with it are duplicates).
+    """
 
     def __init__(self, known: pl.DataFrame, rejected: pl.DataFrame) -> None:
         """`known(k1, k2, status, payload_prefix)` and `rejected(k1, k2,
@@ -69,7 +69,7 @@ class RefIndex:
         found = _find(self._known, chunk, "status", "payload_prefix")
         if not self._shared.is_empty():
             found = pl.concat([found, chunk.join(self._shared, on=_KEYS)])
-        rejected = found.filter(pl.col("status") == "rejected").drop("status")
+        rejected = found.filter(pl.col("status") == Status.REJECTED).drop("status")
         payloads = _find(self._rejected, rejected, "payload_sha256").drop("ref")
         return found.join(payloads, on=_KEYS, how="left").select(
             "ref", pl.col("status").cast(pl.String), "payload_sha256", "payload_prefix"

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from connector import digest
-from connector.ledger_writer import Settler
+from connector.ledger.writer import Settler
 from connector.threads import in_thread
 from connector.transports.sender import Attempt
 

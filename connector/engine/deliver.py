@@ -15,7 +15,7 @@ from connector.config import Config
 from connector.engine.crash import crash_point
 from connector.engine.prepare import DIFFERING, add_examples, prepare
 from connector.ledger import Ledger
-from connector.ledger_writer import Settler, local_rejections, pending_rows
+from connector.ledger.writer import Settler, local_rejections, pending_rows
 from connector.report import RunReport
 from connector.threads import in_thread
 from connector.transports.sender import Delivery, DeliveryStopped, Sender

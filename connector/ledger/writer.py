@@ -9,7 +9,7 @@ import asyncio
 import polars as pl
 
 from connector.engine.crash import crash_point
-from connector.ledger import Ledger
+from connector.ledger.rows import Rows
 from connector.threads import in_thread
 from connector.transports.sender import Attempt
 
@@ -75,7 +75,7 @@ class Settler:
     """
 
     def __init__(
-        self, ledger: Ledger, run_id: str, rows_per_write: int, wait_s: float = SETTLE_WAIT_S
+        self, ledger: Rows, run_id: str, rows_per_write: int, wait_s: float = SETTLE_WAIT_S
     ) -> None:
         self._ledger = ledger
         self._run_id = run_id

@@ -16,7 +16,7 @@ import os
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from connector import clock, pipeline, windows
+from connector import clock, pipeline, source, windows
 from connector.config import Config, load_config, parse_duration
 from connector.errors import ConfigError, ConnectorError, FatalSendError, Interrupted
 from connector.ledger import Ledger
@@ -52,6 +52,21 @@ def bounds(
             "the window is [since, until)"
         )
     return start, end
+
+
+def sync_bounds(
+    config: Config, since: Moment | None, until: Moment | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """A sync's `[since, until)` at `now`: each bound as given, else the sync's window's
+    (`[now - sync.lookback, now)`); ConfigError unless since < until."""
+    return bounds(since, until, pipeline.sync_window(config, now))
+
+
+def rows_to_read(config: Config, since: datetime, until: datetime, limit: int | None) -> int:
+    """How many rows a sync of `[since, until)` reads, at most `limit` (one count query:
+    the total of a progress bar)."""
+    total = source.count(config.source, since, until)
+    return min(total, limit or total)
 
 
 R = TypeVar("R", RunReport, BackfillReport)

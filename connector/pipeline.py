@@ -25,7 +25,8 @@ from typing import ParamSpec, TypeVar
 import httpx
 import polars as pl
 
-from connector import __version__, _allocator, clock, logs, source
+from connector import _allocator, clock, logs, source
+from connector._version import __version__
 from connector.clock import epoch_ms, oldest_event
 from connector.config import Config, DestinationConfig, Transport
 from connector.dedup import RunDedup

@@ -1,3 +1,4 @@
-"""The package version, apart so that reading it imports nothing else."""
+"""The connector's version: one constant, importable without loading anything else
+(the CLI's `--version`, the User-Agent of requests)."""
 
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ import pytest
 from conftest import SandboxProcess, sync_config
 
 import connector
+from connector import jobs
 
 StartSandbox = Callable[..., SandboxProcess]
 
@@ -100,3 +101,18 @@ def test_backfill_and_its_plan_in_process(
         connector.backfill(wrong, since, until)
     assert isinstance(refused.value.report, connector.BackfillReport)
     assert refused.value.exit_code == 3 and refused.value.report.status == "failed"
+
+
+def test_the_sync_window_and_the_rows_a_sync_reads(
+    tmp_path: Path, example_dir: Path, manifest: dict[str, Any]
+) -> None:
+    """What the CLI asks before a run: its window, and the total of its progress bar."""
+    config = connector.load_config(sync_config(tmp_path, example_dir, "http://127.0.0.1:9"))
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    assert jobs.sync_bounds(config, None, None, now) == (now - config.sync.lookback, now)
+    since, until = jobs.sync_bounds(config, "2026-10-05", date(2026, 11, 2), now)
+    assert (since, until) == (datetime(2026, 10, 5, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+    assert jobs.rows_to_read(config, since, until, None) == manifest["rows"]
+    assert jobs.rows_to_read(config, since, until, limit=10) == 10
+    with pytest.raises(connector.ConfigError, match="must be before until"):
+        jobs.sync_bounds(config, "2026-11-02", None, now)

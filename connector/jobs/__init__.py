@@ -25,6 +25,7 @@ from connector.errors import ConfigError, ConnectorError, FatalSendError, Interr
 from connector.jobs import validation, windows
 from connector.ledger import Ledger
 from connector.report import RunReport, ValidationReport
+from connector.sources import source_for
 
 ConfigLike = Config | str | os.PathLike[str]
 Moment = datetime | date | str
@@ -61,6 +62,21 @@ def bounds(
             "the window is [since, until)"
         )
     return start, end
+
+
+def sync_bounds(
+    config: Config, since: Moment | None, until: Moment | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """A sync's `[since, until)` at `now`: each bound as given, else the sync's window's
+    (`[now - sync.lookback, now)`); ConfigError unless since < until."""
+    return bounds(since, until, sync_window(config, now))
+
+
+def rows_to_read(config: Config, since: datetime, until: datetime, limit: int | None) -> int:
+    """How many rows a sync of `[since, until)` reads, at most `limit` (one count query:
+    the total of a progress bar)."""
+    total = source_for(config.source).counts([(since, until)])[0]
+    return min(total, limit or total)
 
 
 R = TypeVar("R", RunReport, BackfillReport)
@@ -103,7 +119,7 @@ def sync(
     replaced (otherwise that stops the run with a `ConfigError`).
     """
     loaded, moment = as_config(config), run_now(now)
-    start, end = bounds(since, until, sync_window(loaded, moment))
+    start, end = sync_bounds(loaded, since, until, moment)
     report = engine.sync(
         loaded,
         start,
@@ -129,7 +145,7 @@ def validate(
     and count rows by outcome, as `sync` would at `now`, the ledger read if it can
     be (`ValidationReport.ledger` says why not); send and record nothing."""
     loaded, moment = as_config(config), run_now(now)
-    start, end = bounds(since, until, sync_window(loaded, moment))
+    start, end = sync_bounds(loaded, since, until, moment)
     path, environment = loaded.ledger.path, loaded.destination.environment
     reader: Ledger | None = None
     why: str | None = f"no ledger at {path} yet"

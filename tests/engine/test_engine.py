@@ -25,7 +25,7 @@ def test_every_duckdb_connection_keeps_its_progress_bar_off_stdout() -> None:
     # `sync --json` on a busy machine; every module opens DuckDB through digest.connect
     opened = [
         path.name
-        for path in PACKAGE.glob("*.py")
+        for path in PACKAGE.rglob("*.py")
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Attribute) and node.attr == "connect"
         if isinstance(node.value, ast.Name) and node.value.id == "duckdb"

@@ -36,7 +36,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _shared_dir() -> Path:
     override = os.environ.get("ROKT_SHARED_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared"
+    return Path(override) if override else Path(__file__).resolve().parents[3] / "shared"
 
 
 def _sha(text: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from connector.report import BY_CODE, COUNTS, RunReport, exit_code_of, iso
+from connector.status import RunStatus
 
 
 @dataclass
@@ -112,7 +113,7 @@ class BackfillReport:
     until: datetime
     window: timedelta
     windows: list[WindowReport]
-    status: str = "running"  # as a RunReport's
+    status: str = RunStatus.RUNNING  # as a RunReport's
     duration_s: float = 0.0
     message: str | None = None
 
@@ -131,13 +132,13 @@ class BackfillReport:
         """The status of the whole: the first run that failed or was interrupted ends
         it; else rejected or failed rows anywhere make it completed_with_rejections."""
         runs = [w.run for w in self.windows if w.run is not None]
-        stopped = [r for r in runs if r.status in ("failed", "interrupted")]
+        stopped = [r for r in runs if r.status in (RunStatus.FAILED, RunStatus.INTERRUPTED)]
         if stopped:
             self.status, self.message = stopped[0].status, stopped[0].message
-        elif any(r.status != "succeeded" for r in runs):
-            self.status = "completed_with_rejections"
+        elif any(r.status != RunStatus.SUCCEEDED for r in runs):
+            self.status = RunStatus.COMPLETED_WITH_REJECTIONS
         else:
-            self.status = "succeeded"
+            self.status = RunStatus.SUCCEEDED
 
     @property
     def exit_code(self) -> int:

@@ -47,5 +47,10 @@ def oldest_event(now: datetime, max_event_age: timedelta) -> datetime:
     return cutoff.replace(microsecond=cutoff.microsecond // 1000 * 1000)
 
 
+def iso(moment: datetime) -> str:
+    """`moment` in ISO 8601, UTC written `Z` (how reports and logs show a time)."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def epoch_ms(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from connector import clock
+from connector.status import RunStatus
+
 LOGGER = logging.getLogger("connector")
 
 
@@ -44,13 +47,14 @@ def line(name: str, fields: dict[str, object]) -> str:
 def level(status: str) -> int:
     """The level of a run's (or backfill's) last event by its status: info when every
     row was accepted or skipped, error when it failed, else warning."""
-    return {"succeeded": logging.INFO, "failed": logging.ERROR}.get(status, logging.WARNING)
+    levels: dict[str, int] = {RunStatus.SUCCEEDED: logging.INFO, RunStatus.FAILED: logging.ERROR}
+    return levels.get(status, logging.WARNING)
 
 
 def _plain(value: object) -> object:
     """A field as JSON has it (counts by code stay an object)."""
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return clock.iso(value)
     if value is None or isinstance(value, bool | int | float | dict | list):
         return value
     return str(value)

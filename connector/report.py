@@ -8,7 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
+from connector import clock
 from connector.errors import EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_NOT_ACCEPTED
+from connector.status import RunStatus
 
 
 @dataclass
@@ -17,7 +19,7 @@ class RunReport:
 
     run_id: str
     mode: str  # sync | backfill | dry_run
-    status: str = "running"  # succeeded | completed_with_rejections | failed | interrupted
+    status: str = RunStatus.RUNNING
     rows_read: int = 0
     rows_rejected_local: int = 0
     rows_rejected_known: int = 0  # of those, rejected before for the same reason, unchanged
@@ -61,9 +63,9 @@ class RunReport:
         """The status; rejections (and differing duplicates) the ledger knew already
         leave a run `succeeded`, so a scheduler alerts on new ones only."""
         if fatal:
-            self.status = "failed"
+            self.status = RunStatus.FAILED
         elif interrupted:
-            self.status = "interrupted"
+            self.status = RunStatus.INTERRUPTED
             self.message = "stopped by a signal: answered requests are settled, the rest pending"
         elif (
             self.rows_rejected_local > self.rows_rejected_known
@@ -71,9 +73,9 @@ class RunReport:
             or self.rejected
             or self.failed
         ):
-            self.status = "completed_with_rejections"
+            self.status = RunStatus.COMPLETED_WITH_REJECTIONS
         else:
-            self.status = "succeeded"
+            self.status = RunStatus.SUCCEEDED
 
     @property
     def exit_code(self) -> int:
@@ -81,7 +83,11 @@ class RunReport:
 
 
 def exit_code_of(status: str) -> int:
-    codes = {"succeeded": EXIT_OK, "failed": EXIT_FATAL, "interrupted": EXIT_INTERRUPTED}
+    codes: dict[str, int] = {
+        RunStatus.SUCCEEDED: EXIT_OK,
+        RunStatus.FAILED: EXIT_FATAL,
+        RunStatus.INTERRUPTED: EXIT_INTERRUPTED,
+    }
     return codes.get(status, EXIT_ROWS_NOT_ACCEPTED)
 
 
@@ -109,7 +115,7 @@ COUNTS = (
 
 
 def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return clock.iso(moment)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connector.cli.render import cell, details, duration, new_table, say, stdout, table
+from connector.cli.render import ISO, cell, details, duration, new_table, say, stdout, table
 from connector.cli.render_runs import ROW_COUNTS
 
 
@@ -97,7 +97,7 @@ def print_reconcile(
     """Conversions by state with examples; when some were not delivered (`code`), the
     sync that sends them."""
     say(
-        f"Reconciled [{start:%Y-%m-%dT%H:%M:%SZ}, {end:%Y-%m-%dT%H:%M:%SZ}): "
+        f"Reconciled [{start:{ISO}}, {end:{ISO}}): "
         f"{result['source_rows']:,} source rows, {result['conversions']:,} conversions"
     )
     states = new_table()
@@ -137,8 +137,7 @@ def print_reconcile(
             "or failed). This sends them:"
         )
         stdout.print(  # one line, not wrapped: to copy
-            f"  rokt-connector sync --config {config} --since {start:%Y-%m-%dT%H:%M:%SZ} "
-            f"--until {end:%Y-%m-%dT%H:%M:%SZ}",
+            f"  rokt-connector sync --config {config} --since {start:{ISO}} --until {end:{ISO}}",
             highlight=False,
             markup=False,
         )

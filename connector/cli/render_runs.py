@@ -51,10 +51,7 @@ def _print_amounts(amounts: list[dict[str, object]]) -> None:
 
 
 def print_validation(report: ValidationReport, config_path: Path) -> None:
-    say(
-        f"Validated [bold]{config_path}[/]: window [{report.since:%Y-%m-%dT%H:%M:%SZ}, "
-        f"{report.until:%Y-%m-%dT%H:%M:%SZ})"
-    )
+    say(f"Validated [bold]{config_path}[/]: window [{report.since:{ISO}}, {report.until:{ISO}})")
     result = new_table()
     result.add_column("rows", no_wrap=True)
     result.add_column("count", justify="right", no_wrap=True)

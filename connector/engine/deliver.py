@@ -17,6 +17,7 @@ from connector.engine.prepare import DIFFERING, add_examples, prepare
 from connector.ledger import Ledger
 from connector.ledger.writer import Settler, local_rejections, pending_rows
 from connector.report import RunReport
+from connector.status import Status
 from connector.threads import in_thread
 from connector.transports.sender import Delivery, DeliveryStopped, Sender
 
@@ -60,13 +61,14 @@ def _account(settler: Settler, rows: pl.DataFrame, delivery: Delivery, report: R
         )
         settler.put(settled, settlement.history)
         counts = dict(settled["status"].value_counts().iter_rows())
-        if counts.get("rejected"):
-            reasons = settled.filter(pl.col("status") == "rejected")["reason"].fill_null("")
+        if counts.get(Status.REJECTED):
+            reasons = settled.filter(pl.col("status") == Status.REJECTED)["reason"].fill_null("")
             report.rejected_by_reason.update(dict(reasons.value_counts().iter_rows()))
-        report.accepted += counts.get("accepted", 0)
-        report.rejected += counts.get("rejected", 0)
-        report.failed += counts.get("failed", 0)
-        report.batches_sent += counts.get("accepted", 0) + counts.get("rejected", 0)
+        accepted, rejected = counts.get(Status.ACCEPTED, 0), counts.get(Status.REJECTED, 0)
+        report.accepted += accepted
+        report.rejected += rejected
+        report.failed += counts.get(Status.FAILED, 0)
+        report.batches_sent += accepted + rejected
 
 
 async def deliver_all(

@@ -17,6 +17,7 @@ from connector.config import Config
 from connector.dedup import RunDedup
 from connector.digest import sha256
 from connector.sources import source_for
+from connector.status import Status
 from connector.transform import META, confirmationrefs, split, transform, warning_counts
 from connector.transports import transport_for
 from connector.transports.base import Request, Transport
@@ -84,7 +85,8 @@ def _settled_before(frame: pl.DataFrame, known: pl.DataFrame) -> pl.Series:
         known, left_on="_ref", right_on="ref", how="left", maintain_order="left"
     )
     same_payload = pl.col("payload_sha256") == pl.col("_payload_sha256")
-    done = (pl.col("status") == "accepted") | ((pl.col("status") == "rejected") & same_payload)
+    accepted, rejected = pl.col("status") == Status.ACCEPTED, pl.col("status") == Status.REJECTED
+    done = accepted | (rejected & same_payload)
     return joined.select(done.fill_null(False)).to_series()
 
 
@@ -95,7 +97,7 @@ def _changed_after_accept(frame: pl.DataFrame, known: pl.DataFrame) -> pl.Series
         known, left_on="_ref", right_on="ref", how="left", maintain_order="left"
     )
     prefix = pl.col("_payload_sha256").str.slice(0, 8).str.to_integer(base=16)
-    changed = (pl.col("status") == "accepted") & (pl.col("payload_prefix") != prefix)
+    changed = (pl.col("status") == Status.ACCEPTED) & (pl.col("payload_prefix") != prefix)
     return joined.select(changed.fill_null(False)).to_series()
 
 
@@ -139,7 +141,7 @@ def _transform_chunk(
     # a row rejected here whose conversion was accepted before stays accepted
     accepted_before = (
         rejected["_ref"]
-        .is_in(known.filter(pl.col("status") == "accepted")["ref"].implode())
+        .is_in(known.filter(pl.col("status") == Status.ACCEPTED)["ref"].implode())
         .fill_null(False)  # a row without a confirmationref was never accepted
     )
     if show:  # not a row an earlier one of this chunk repeats (dedup drops the rest)

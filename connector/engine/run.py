@@ -20,6 +20,7 @@ from connector.engine.deliver import Progress, deliver_all
 from connector.errors import FatalSendError
 from connector.ledger import Ledger
 from connector.report import RunReport
+from connector.status import RunStatus
 from connector.threads import T
 from connector.transports import transport_for
 from connector.transports.sender import Sender
@@ -99,8 +100,8 @@ async def run(
         report.finish(fatal=False, interrupted=True)
     finally:
         report.duration_s = round(time.monotonic() - started, 3)
-        if report.status == "running":
-            report.status = "failed"
+        if report.status == RunStatus.RUNNING:
+            report.status = RunStatus.FAILED
         if not dry_run:
             ledger.finish_run(report.as_dict(), report.message)
         fields = report.as_dict() | {"since": since, "until": until}

@@ -26,6 +26,7 @@ from connector.jobs import validation, windows
 from connector.ledger import Ledger
 from connector.report import RunReport, ValidationReport
 from connector.sources import source_for
+from connector.status import RunStatus
 
 ConfigLike = Config | str | os.PathLike[str]
 Moment = datetime | date | str
@@ -85,9 +86,9 @@ R = TypeVar("R", RunReport, BackfillReport)
 def raise_if_stopped(report: R) -> R:
     """The report of a finished run; an exception (with `.report`) for one that stopped."""
     error: FatalSendError | Interrupted
-    if report.status == "failed":
+    if report.status == RunStatus.FAILED:
         error = FatalSendError(report.message or "the run failed")
-    elif report.status == "interrupted":
+    elif report.status == RunStatus.INTERRUPTED:
         error = Interrupted(report.message or "stopped by a signal")
     else:
         return report

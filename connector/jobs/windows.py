@@ -27,6 +27,7 @@ from connector.engine import run as engine
 from connector.ledger import Ledger, finished_windows
 from connector.report import RunReport
 from connector.sources import source_for
+from connector.status import RunStatus
 from connector.transports import transport_for
 
 Window = tuple[datetime, datetime]
@@ -113,9 +114,8 @@ async def _run_windows(
             progress=live,
         )
         window.run, window.status = run, run.status
-        window.finished = run.status in ("succeeded", "completed_with_rejections") and not (
-            run.failed
-        )
+        ended = (RunStatus.SUCCEEDED, RunStatus.COMPLETED_WITH_REJECTIONS)
+        window.finished = run.status in ended and not run.failed
         if window.finished:
             ledger.finish_window(window.since, window.until, report.backfill_id, run.run_id)
         logs.event(
@@ -129,7 +129,7 @@ async def _run_windows(
         )
         if progress:
             progress(report)
-        if run.status == "failed":
+        if run.status == RunStatus.FAILED:
             break  # credentials refused or endpoint unreachable: the next window would fail
 
 

@@ -10,6 +10,7 @@ import polars as pl
 
 from connector.engine.crash import crash_point
 from connector.ledger.rows import Rows
+from connector.status import Status
 from connector.threads import in_thread
 from connector.transports.sender import Attempt
 
@@ -18,7 +19,7 @@ def pending_rows(encoded: pl.DataFrame) -> pl.DataFrame:
     """Ledger rows written before their request leaves (write-ahead)."""
     return encoded.select(
         pl.col("_ref").alias("ref"),
-        pl.lit("pending").alias("status"),
+        pl.lit(Status.PENDING).alias("status"),
         pl.col("_request_id").alias("request_id"),
         pl.col("_payload_sha256").alias("payload_sha256"),
         pl.col("_warnings").alias("warnings"),
@@ -30,7 +31,7 @@ def local_rejections(rejected: pl.DataFrame) -> pl.DataFrame:
     """Ledger rows of rows rejected before sending (those with a confirmationref)."""
     return rejected.filter(pl.col("_ref").is_not_null()).select(
         pl.col("_ref").alias("ref"),
-        pl.lit("rejected_local").alias("status"),
+        pl.lit(Status.REJECTED_LOCAL).alias("status"),
         pl.col("_reason").alias("reason"),
         *_LEDGER_FIELDS,
     )

@@ -26,6 +26,7 @@ import polars as pl
 from connector.config import DestinationConfig
 from connector.errors import FatalSendError
 from connector.spec import MAX_BATCHES_PER_REQUEST
+from connector.status import Status
 from connector.transports import transport_for
 from connector.transports.base import Outcome, Transport
 from connector.transports.rate import Sleep, TokenBucket
@@ -179,7 +180,7 @@ class Sender:
                 for waiting in lines:  # sent before, never answered by name
                     delivery.settlements.append(waiting.settlement)
                     number = len(waiting.settlement.history)
-                    state = ("failed", "not resent alone: the run stopped")
+                    state = (Status.FAILED, "not resent alone: the run stopped")
                     waiting.settle(waiting.rows["_request_id"].to_list(), state, number)
                 raise
             if isolated is None:
@@ -216,12 +217,14 @@ class Sender:
             if isolate:
                 return self._isolate(line, isolate)
             if outcome.action == "fatal":
-                line.settle(line.rows["_request_id"].to_list(), ("failed", message), number)
+                line.settle(line.rows["_request_id"].to_list(), (Status.FAILED, message), number)
                 raise DeliveryStopped(message, delivery)
             if outcome.action == "retry":
                 if last:
                     gave_up = f"gave up after {line.tries} attempts: {outcome.message}"
-                    line.settle(line.rows["_request_id"].to_list(), ("failed", gave_up), number)
+                    line.settle(
+                        line.rows["_request_id"].to_list(), (Status.FAILED, gave_up), number
+                    )
                     break
                 self.stats.retries += 1
                 wait = outcome.retry_after
@@ -238,24 +241,24 @@ class Sender:
         ids: list[str] = line.rows["_request_id"].to_list()
         status = response.status_code
         if outcome.action == "reject" and status != 400:  # 404, 413, ...: the whole request
-            line.settle(ids, ("rejected", outcome.message), number)
+            line.settle(ids, (Status.REJECTED, outcome.message), number)
             return outcome.message, []
         texts: list[str] = line.rows["_body"].to_list()
         verdict = self.transport.read(response.content, texts, ids, line.bulk)
         for index, reason in verdict.named.items():
-            line.settle([ids[index]], ("rejected", reason), number)
+            line.settle([ids[index]], (Status.REJECTED, reason), number)
         unnamed = line.rows["_request_id"].to_list()
         if not unnamed:
             return outcome.message, []
         if outcome.action == "accept" and not verdict.unattributed:
-            line.settle(unnamed, ("accepted", None), number)
+            line.settle(unnamed, (Status.ACCEPTED, None), number)
             return outcome.message, []
         if len(ids) == 1:  # the answer concerns this batch, but says nothing readable
             if outcome.action == "accept":
                 unread = f"HTTP {status} with an answer that could not be read; resent next run"
-                line.settle(unnamed, ("failed", unread), number)
+                line.settle(unnamed, (Status.FAILED, unread), number)
             else:
-                line.settle(unnamed, ("rejected", outcome.message), number)
+                line.settle(unnamed, (Status.REJECTED, outcome.message), number)
             return outcome.message, []
         if verdict.unattributed or not verdict.named:
             return f"resent alone: HTTP {status} did not name the batch of every error", unnamed

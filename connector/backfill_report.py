@@ -113,7 +113,7 @@ class BackfillReport:
     until: datetime
     window: timedelta
     windows: list[WindowReport]
-    status: str = RunStatus.RUNNING  # as a RunReport's
+    status: str = RunStatus.RUNNING.value  # as a RunReport's
     duration_s: float = 0.0
     message: str | None = None
 
@@ -136,9 +136,9 @@ class BackfillReport:
         if stopped:
             self.status, self.message = stopped[0].status, stopped[0].message
         elif any(r.status != RunStatus.SUCCEEDED for r in runs):
-            self.status = RunStatus.COMPLETED_WITH_REJECTIONS
+            self.status = RunStatus.COMPLETED_WITH_REJECTIONS.value
         else:
-            self.status = RunStatus.SUCCEEDED
+            self.status = RunStatus.SUCCEEDED.value
 
     @property
     def exit_code(self) -> int:

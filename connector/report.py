@@ -19,7 +19,7 @@ class RunReport:
 
     run_id: str
     mode: str  # sync | backfill | dry_run
-    status: str = RunStatus.RUNNING
+    status: str = RunStatus.RUNNING.value
     rows_read: int = 0
     rows_rejected_local: int = 0
     rows_rejected_known: int = 0  # of those, rejected before for the same reason, unchanged
@@ -63,9 +63,9 @@ class RunReport:
         """The status; rejections (and differing duplicates) the ledger knew already
         leave a run `succeeded`, so a scheduler alerts on new ones only."""
         if fatal:
-            self.status = RunStatus.FAILED
+            self.status = RunStatus.FAILED.value
         elif interrupted:
-            self.status = RunStatus.INTERRUPTED
+            self.status = RunStatus.INTERRUPTED.value
             self.message = "stopped by a signal: answered requests are settled, the rest pending"
         elif (
             self.rows_rejected_local > self.rows_rejected_known
@@ -73,9 +73,9 @@ class RunReport:
             or self.rejected
             or self.failed
         ):
-            self.status = RunStatus.COMPLETED_WITH_REJECTIONS
+            self.status = RunStatus.COMPLETED_WITH_REJECTIONS.value
         else:
-            self.status = RunStatus.SUCCEEDED
+            self.status = RunStatus.SUCCEEDED.value
 
     @property
     def exit_code(self) -> int:

@@ -101,7 +101,7 @@ async def run(
     finally:
         report.duration_s = round(time.monotonic() - started, 3)
         if report.status == RunStatus.RUNNING:
-            report.status = RunStatus.FAILED
+            report.status = RunStatus.FAILED.value
         if not dry_run:
             ledger.finish_run(report.as_dict(), report.message)
         fields = report.as_dict() | {"since": since, "until": until}

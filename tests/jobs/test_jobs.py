@@ -28,6 +28,7 @@ def test_sync_takes_a_path_or_a_config_and_returns_the_run_report(
     path = sync_config(tmp_path, example_dir, sandbox.url)
     report = connector.sync(path)  # [now - 7d, now): now is pinned to the example's anchor
     assert report.mode == "sync" and report.exit_code == 1  # dirty rows are rejected
+    assert type(report.status) is str  # plain data: orchestrators serialize it (Dagster)
     assert 0 < report.accepted < manifest["valid"]
     assert sandbox.stats()["batches"] == report.accepted
 

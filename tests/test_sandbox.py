@@ -35,7 +35,8 @@ from starlette.applications import Starlette
 
 from connector.config import MappingConfig
 from connector.sandbox import FAULTS, Reply, Sandbox, SandboxSettings, create_app, serve
-from connector.sandbox_checks import MAX_DEPTH
+from connector.sandbox.checks import MAX_DEPTH
+from connector.sandbox.events_api import receive
 from connector.spec import (
     MAX_BATCH_BYTES,
     MAX_BATCHES_PER_REQUEST,
@@ -1056,7 +1057,7 @@ def test_429_storms_say_retry_after_up_to_the_maximum() -> None:
 def answer(sandbox: Sandbox, body: str) -> Reply:
     """One authorized request straight into the sandbox (no HTTP: drops and hangs show
     as the reply's `fate`; tests over loopback show what a client sees)."""
-    return asyncio.run(sandbox.receive(bulk=True, body=body.encode()))
+    return asyncio.run(receive(sandbox, bulk=True, body=body.encode()))
 
 
 def test_a_dropped_answer_is_sometimes_lost_before_and_sometimes_after_recording() -> None:
@@ -1076,7 +1077,7 @@ def test_a_hung_request_records_nothing_and_a_slow_one_records_before_waiting() 
     waited: list[tuple[float, int]] = []
 
     async def sleep(seconds: float) -> None:
-        waited.append((seconds, slow.batches))
+        waited.append((seconds, slow.stats()["batches"]))
 
     slow = Sandbox(SandboxSettings(slow_rate=1.0, slow_s=7.5, sleep=sleep))
     reply = answer(slow, bulk([batch(0), batch(1)]))

@@ -24,9 +24,6 @@ DOCS = REPO / "docs"
 OUTSIDE = ("DESIGN" + ".md", "ATTRIBUTES" + ".md")
 # Files other branches of #17 are moving; they still name the documents above, and
 # each entry leaves this set when its move lands (the test below says when).
-MOVED_BY_OTHER_BRANCHES = {
-    "connector/sandbox_checks.py",
-}
 SCANNED = ("connector", "sql", "tests", "bench", "examples", "docs", ".ci")
 TOP_LEVEL = ("README.md", "Makefile", "pyproject.toml", "config.example.yaml")
 TEXT = {"", ".py", ".sql", ".md", ".yaml", ".yml", ".toml", ".txt", ".json", ".cfg", ".sh"}
@@ -190,13 +187,4 @@ def test_no_file_points_to_the_documents_outside_the_repository() -> None:
     offenders = {
         str(path.relative_to(REPO)) for path in _repository_files() if _names_outside(path)
     }
-    assert offenders - MOVED_BY_OTHER_BRANCHES == set(), "point these at docs/ instead"
-
-
-@pytest.mark.parametrize("name", sorted(MOVED_BY_OTHER_BRANCHES))
-def test_a_file_leaves_the_moved_set_once_its_move_lands(name: str) -> None:
-    path = REPO / name
-    assert path.is_file() and _names_outside(path), (
-        f"{name} is moved or no longer names the documents outside the repository: "
-        "remove it from MOVED_BY_OTHER_BRANCHES"
-    )
+    assert offenders == set(), "point these at docs/ instead"

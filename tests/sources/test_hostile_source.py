@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from connector.config import Config, load_config
 from connector.engine.prepare import prepare
 from connector.errors import SourceError
-from connector.sandbox_checks import check_batch
+from connector.sandbox.checks import check_batch
 from connector.sources import duckdb as source
 from connector.spec import MAX_BATCH_BYTES, MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES, REASONS
 

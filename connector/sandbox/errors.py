@@ -1,8 +1,6 @@
-"""How the sandbox words its 400s: the platform's .NET (Newtonsoft) JSON reader messages.
-
-Owns: where each batch lies in a request body, the `Path '...', line 1, position N.`
-locator (N 1-based, in UTF-16 code units) and the error objects of request-level,
-per-batch and opaque answers. Must not: judge a batch (that is `sandbox`) or echo a value.
+"""How the sandbox words its 400s, as the platform's .NET (Newtonsoft) JSON reader: where each
+batch lies in a body, the `Path '...', line 1, position N.` locator (N 1-based, in UTF-16
+code units), and the error objects of request-level, per-batch and opaque answers.
 """
 
 from __future__ import annotations

@@ -1,15 +1,19 @@
 """How the sandbox is served, against `rokt-connector sandbox` processes on loopback.
 
-A connection that does not finish its request headers in time is closed, connections past
-the limit are closed at once, and the key and secret can come from the environment so that
-`ps` shows no secret. Waits are bounded reads on sockets, never sleeps.
+`serve` answers real HTTP; a dropped answer and a hung request are network errors to the
+client. A connection that does not finish its request headers in time is closed,
+connections past the limit are closed at once, and the key and secret can come from the
+environment so that `ps` shows no secret. Waits are bounded reads on sockets, never sleeps.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import polars as pl
 import pytest
+from sandbox_helpers import BULK, REPO, batch, bulk, pipeline_bodies
+
+from connector.spec import MAX_BATCHES_PER_REQUEST
+from connector.transports.events_api_json import pack
 
 AUTH = ("sandbox-key", "sandbox-secret")  # the command's defaults
 STATS = b"GET /_sandbox/stats HTTP/1.1\r\nHost: sandbox\r\n\r\n"
@@ -127,3 +136,67 @@ def test_the_keys_can_come_from_the_environment_and_ps_shows_no_secret(
     ).stdout
     assert "connector sandbox" in shown
     assert secret not in shown and "--api-secret" not in shown
+
+
+def test_serve_for_real_over_loopback() -> None:
+    code = (
+        "from connector.sandbox import serve, SandboxSettings; "
+        "serve(SandboxSettings(), port=0, ready=lambda u: print(u, flush=True))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            deadline = time.monotonic() + 30
+            ready: list[Any] = []
+            while not ready and time.monotonic() < deadline and process.poll() is None:
+                ready, _, _ = select.select([process.stdout], [], [], 0.1)
+            assert ready, "the sandbox did not print its URL"
+            url = process.stdout.readline().strip()
+            assert url.startswith("http://127.0.0.1:")
+            batches = pl.Series(pipeline_bodies()[:150])
+            requests = pack(batches)
+            with httpx.Client(base_url=url, auth=("sandbox-key", "sandbox-secret")) as client:
+                for request in requests:
+                    response = client.post(BULK, content=request.body(batches))
+                    assert (response.status_code, response.json()) == (202, {})
+                assert client.post(BULK, content=b"[]").status_code == 400
+                stats = client.get("/_sandbox/stats").json()
+            assert stats["batches"] == stats["unique_confirmationrefs"] == 150
+            assert stats["max_batches_per_request"] == MAX_BATCHES_PER_REQUEST
+            assert stats["responses_by_status"]["202"] == len(requests) == 2
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        assert process.stderr is not None
+        assert "sandbox-secret" not in process.stderr.read()
+
+
+def test_over_loopback_a_dropped_answer_and_a_hung_request_are_network_errors(
+    sandbox_factory: Callable[..., Any],
+) -> None:
+    dropping = sandbox_factory("--reset-rate", "1", "--seed", "8")
+    hanging = sandbox_factory("--hang-rate", "1")
+    body = bulk([batch(0)]).encode()
+    with httpx.Client(auth=("sandbox-key", "sandbox-secret"), timeout=0.5) as client:
+        with pytest.raises(httpx.RemoteProtocolError):  # the headers came, the body never
+            client.post(dropping.url + BULK, content=body)
+        with pytest.raises(httpx.ReadTimeout):
+            client.post(hanging.url + BULK, content=body)
+    assert dropping.stats()["faults_by_kind"] == {"reset": 1}
+    deadline = time.monotonic() + 10
+    while hanging.stats()["in_flight"]:  # released once the client hung up
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert hanging.stats()["faults_by_kind"] == {"hang": 1}

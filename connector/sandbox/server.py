@@ -1,10 +1,6 @@
-"""How the sandbox is served: uvicorn on a socket it binds itself, loopback only unless asked.
-
-Owns: binding, running until interrupted, and the guards on connections: a client must
-finish its request headers within `Guard.header_timeout_s` (of connecting, or of the end of
-its previous answer) or its connection is closed, and past `Guard.max_connections` open
-connections a new one is closed at once; each closing is counted in `Guard.closed`.
-Must not: judge requests or touch the sandbox's records (that is `sandbox`).
+"""How the sandbox is served (`serve`): uvicorn on a socket it binds itself, loopback only
+unless asked, until interrupted; its guards close connections slow to send their headers
+(`Guard.header_timeout_s`) or past `Guard.max_connections`, counted in `Guard.closed`.
 """
 
 from __future__ import annotations
@@ -22,14 +18,19 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from connector.config import is_loopback_host
-
-HEADER_TIMEOUT = "header_timeout"  # keys of `Guard.closed`
-OVER_LIMIT = "over_limit"
+from connector.sandbox.app import create_app
+from connector.sandbox.settings import SandboxSettings
+from connector.sandbox.state import HEADER_TIMEOUT, OVER_LIMIT, Sandbox
 
 
 @dataclass(frozen=True)
 class Guard:
-    """The limits on connections, and where the connections they close are counted."""
+    """The limits on connections, and where the connections they close are counted.
+
+    A client must finish its request headers within `header_timeout_s` (of connecting, or
+    of the end of its previous answer) or its connection is closed; past `max_connections`
+    open connections a new one is closed at once.
+    """
 
     header_timeout_s: float
     max_connections: int
@@ -152,3 +153,26 @@ def run(
         pass  # Ctrl-C: uvicorn has shut down gracefully and re-raised the signal
     finally:
         sock.close()
+
+
+def serve(
+    settings: SandboxSettings,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    ready: Callable[[str], None] | None = None,
+    *,
+    allow_remote: bool = False,
+) -> None:
+    """Run the sandbox on `host:port` until interrupted (`run`: port 0 picks a free one;
+    `ready(url)` once it serves). A host other than loopback is refused (ValueError)
+    unless `allow_remote`; a journal that cannot be used safely (ConfigError) before
+    anything is bound.
+    """
+    refuse_remote(host, allow_remote)
+    app = create_app(settings)
+    sandbox: Sandbox = app.state.sandbox
+    guard = Guard(settings.header_timeout_s, settings.max_connections, sandbox.connections_closed)
+    try:
+        run(app, host, port, guard, ready)
+    finally:
+        sandbox.close()

@@ -1,0 +1,21 @@
+"""An answer of the sandbox before it becomes HTTP: `Reply` (status, JSON body, headers and
+fate), and `error` for a refusal's `{"errors": [{"code", "message"}]}` body (the Event API's
+400s about a request or a batch are worded by `errors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    fate: Literal["answer", "drop", "hang"] = "answer"  # drop: the connection breaks mid-answer
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, {"errors": [{"code": code, "message": message}]}, headers or {})

@@ -19,8 +19,8 @@ from connector.errors import ConfigError
 
 def _open(path: Path) -> IO[str]:
     """`path` opened to read and append, created owner-only (it holds hashed PII), never
-    through a symbolic link, and only a regular file of this user with no other link;
-    ConfigError otherwise."""
+    through a symbolic link, and only a regular file of this user with no other link
+    that is empty or a journal; ConfigError otherwise (the file left as it was)."""
     what = "--journal"
     flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -37,6 +37,8 @@ def _open(path: Path) -> IO[str]:
             problem = "belongs to another user"
         elif info.st_nlink > 1:
             problem = "has other hard links (it would write through them)"
+        elif info.st_size and os.pread(fd, 2, 0) != b'{"':  # every journal line starts so
+            problem = "is not a sandbox journal (it holds other data)"
         else:
             problem = ""
         if problem:

@@ -64,11 +64,15 @@ def test_the_journal_is_private_and_never_written_through_a_link(
     (tmp_path / "link.journal").symlink_to(victim)
     (tmp_path / "dangling.journal").symlink_to(tmp_path / "planted.txt")
     os.link(victim, tmp_path / "hard.journal")
+    passwd = tmp_path / "passwd"  # one's own file that is no journal (as root: /etc/passwd)
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    passwd.chmod(0o644)
     command = [sys.executable, "-m", "connector", "sandbox", "--port", "0", "--journal"]
     for path, says in [
         (tmp_path / "link.journal", f"is a symbolic link to {victim}"),
         (tmp_path / "dangling.journal", f"is a symbolic link to {tmp_path / 'planted.txt'}"),
         (tmp_path / "hard.journal", "has other hard links"),
+        (passwd, "is not a sandbox journal"),
     ]:
         started = subprocess.run(
             [*command, str(path)],
@@ -83,3 +87,5 @@ def test_the_journal_is_private_and_never_written_through_a_link(
     assert victim.read_text(encoding="utf-8") == "the victim's data\n"
     assert stat.S_IMODE(victim.stat().st_mode) == 0o644
     assert not (tmp_path / "planted.txt").exists()
+    assert passwd.read_text(encoding="utf-8").startswith("root:x:0:0")
+    assert stat.S_IMODE(passwd.stat().st_mode) == 0o644

@@ -3,7 +3,8 @@ window at a time, with a progress bar on a terminal; the report on stdout."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -20,6 +21,25 @@ from connector.cli.options import (
 )
 from connector.errors import EXIT_OK, ConnectorError
 from connector.logs import LogFormat
+
+if TYPE_CHECKING:
+    from connector.backfill_report import BackfillReport
+    from connector.report import RunReport
+
+
+def _answer(
+    report: RunReport | BackfillReport, as_json: bool, show: Callable[[Any], None]
+) -> NoReturn:
+    """The report on stdout (JSON, or `show`n), its message on stderr, and its exit code."""
+    from connector.cli.render import error, write_json
+
+    if as_json:
+        write_json(report.as_dict(), ensure_ascii=True)
+    else:
+        show(report)
+    if report.message:
+        error(report.message)
+    raise typer.Exit(report.exit_code)
 
 
 def sync_command(
@@ -44,7 +64,7 @@ def sync_command(
     another run holds the ledger.
     """
     from connector import jobs
-    from connector.cli.render import ProgressBar, error, fail, start_logs, stderr, write_json
+    from connector.cli.render import ProgressBar, fail, start_logs, stderr
     from connector.cli.render_runs import print_run
     from connector.report import RunReport
 
@@ -74,13 +94,7 @@ def sync_command(
         if not isinstance(exc.report, RunReport):
             fail(str(exc), exc.exit_code)
         report = exc.report
-    if as_json:
-        write_json(report.as_dict(), ensure_ascii=True)
-    else:
-        print_run(report)
-    if report.message:
-        error(report.message)
-    raise typer.Exit(report.exit_code)
+    _answer(report, as_json, print_run)
 
 
 def backfill_command(
@@ -108,7 +122,7 @@ def backfill_command(
     """
     from connector import jobs
     from connector.backfill_report import BackfillReport
-    from connector.cli.render import ProgressBar, error, fail, start_logs, stderr, write_json
+    from connector.cli.render import ProgressBar, fail, start_logs, stderr, write_json
     from connector.cli.render_runs import print_backfill, print_plan
 
     start_logs(log_format)
@@ -144,10 +158,4 @@ def backfill_command(
         if not isinstance(exc.report, BackfillReport):
             fail(str(exc), exc.exit_code)
         report = exc.report
-    if as_json:
-        write_json(report.as_dict(), ensure_ascii=True)
-    else:
-        print_backfill(report)
-    if report.message:
-        error(report.message)
-    raise typer.Exit(report.exit_code)
+    _answer(report, as_json, print_backfill)

@@ -1,19 +1,12 @@
-"""Pass 2 of `transform`: each normalized value placed under its payload name
-(`<place>.<key>`, `out_name`), with the checks that reject a row and the field
-warnings that drop one field (`Outputs`, `place_value`)."""
+"""Pass 2 of `transform`: each normalized value put under the canonical column it is
+sent as (a hash under the `*sha256` column that carries it), with the checks that
+reject a row and the field warnings that drop one field (`Outputs`, `place_value`)."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from connector.spec import (
-    BY_COLUMN,
-    RTID_INTEGRATION,
-    RTID_INTEGRATION_KEY,
-    Attribute,
-    Kind,
-    Place,
-)
+from connector.spec import Attribute, Group, Kind
 from connector.values import (
     IPV4,
     IPV6,
@@ -23,12 +16,8 @@ from connector.values import (
 )
 
 
-def out_name(place: Place | str, key: str) -> str:
-    return f"{place}.{key}"
-
-
 class Outputs:
-    """Pass 3: payload values by `<place>.<key>`, the checks that reject rows and the
+    """Pass 2: values to send by canonical column, the checks that reject rows and the
     field warnings that drop a value (`drop`; else they reject the row too)."""
 
     def __init__(self, drop: bool) -> None:
@@ -37,16 +26,13 @@ class Outputs:
         self.checks: dict[str, list[pl.Expr]] = {}
         self.warnings: dict[str, list[pl.Expr]] = {}
 
-    def put(self, place: Place | str, key: str, value: pl.Expr) -> None:
-        name = out_name(place, key)
+    def put(self, name: str, value: pl.Expr) -> None:
         previous = self.values.get(name)
         self.values[name] = value if previous is None else pl.coalesce(previous, value)
 
     def value(self, column: str) -> pl.Expr:
         """What is sent for a canonical column (null where dropped)."""
-        attribute = BY_COLUMN[column]
-        assert attribute.place is not None
-        return self.values[out_name(attribute.place, attribute.key)]
+        return self.values[column]
 
     def reject(self, reason: str, condition: pl.Expr) -> None:
         self.checks.setdefault(reason, []).append(condition.fill_null(False))
@@ -81,19 +67,18 @@ def field_check(attribute: Attribute, value: pl.Expr) -> tuple[str, pl.Expr] | N
 
 
 def place_value(attribute: Attribute, hashed: set[str], out: Outputs) -> None:
-    column, kind, place = attribute.column, attribute.kind, attribute.place
-    assert place is not None
+    column, kind = attribute.column, attribute.kind
     value = value_col(column)
     is_hex = pl.col(f"_hex.{column}")  # exists for the hashable and pre-hashed columns
     if kind == Kind.EMAIL:
         hashed_email = pl.when(is_hex).then(value).otherwise(pl.col(f"_h.{column}"))
         if column in hashed:
-            out.put(place, attribute.hashed_key, hashed_email)
+            out.put(attribute.hashed, hashed_email)
         else:
-            out.put(place, attribute.hashed_key, pl.when(is_hex).then(value))
-            out.put(place, attribute.key, pl.when(~is_hex).then(value))
+            out.put(attribute.hashed, pl.when(is_hex).then(value))
+            out.put(column, pl.when(~is_hex).then(value))
         out.reject("invalid_email", value.is_not_null() & ~is_hex & ~pl.col("_ok.email"))
-    elif attribute.hashed_key:
+    elif attribute.hashed:
         as_hash = value if kind == Kind.NAME else value.str.to_lowercase()  # names: already
         plain: pl.Expr = pl.when(~is_hex).then(value)
         if kind == Kind.MOBILE:  # a mobile that is no number has no hash either
@@ -101,23 +86,21 @@ def place_value(attribute: Attribute, hashed: set[str], out: Outputs) -> None:
             plain = out.bad_field("invalid_mobile", not_phone, plain)
         if column in hashed:
             hashed_value = pl.when(is_hex).then(as_hash).otherwise(pl.col(f"_h.{column}"))
-            if attribute.plus4_key:
-                out.put(place, attribute.plus4_key, pl.col(f"_h4.{column}"))
+            if attribute.hashed_plus4:
+                out.put(attribute.hashed_plus4, pl.col(f"_h4.{column}"))
         else:
             hashed_value = pl.when(is_hex).then(as_hash)
-            out.put(place, attribute.key, plain)
-        out.put(place, attribute.hashed_key, hashed_value)
+            out.put(column, plain)
+        out.put(attribute.hashed, hashed_value)
     elif kind == Kind.PREHASHED:
         not_hex = value.is_not_null() & ~is_hex
-        if place == Place.IDENTITY:
+        if attribute.group == Group.IDENTITY:
             out.reject("invalid_hash", not_hex)
         else:
             out.bad_field("invalid_hash", not_hex, value)
-        out.put(place, attribute.key, pl.when(is_hex).then(value))
+        out.put(column, pl.when(is_hex).then(value))
     else:
         check = field_check(attribute, value)
-        out.put(place, attribute.key, value if check is None else out.bad_field(*check, value))
-        if column == "rtid":
-            out.put(Place.INTEGRATION, f"{RTID_INTEGRATION}.{RTID_INTEGRATION_KEY}", value)
+        out.put(column, value if check is None else out.bad_field(*check, value))
         if kind == Kind.AMOUNT:  # -inf is no amount (invalid_amount), not a refund
             out.reject("negative_amount", (value < 0) & ~bad_col(column))

@@ -12,7 +12,7 @@ from collections.abc import Collection
 import polars as pl
 
 from connector.errors import SourceError
-from connector.spec import Place
+from connector.spec import EXTRA
 
 # something@domain.tld, anywhere in the value
 EMAIL = r"[^@\s]@[^@\s.]+\.[^@\s.]"
@@ -78,7 +78,7 @@ def guard(
             f"(hashed by mapping.hash), drop it, or, to send it as it is, list it under "
             f"mapping.allow_plain: [{name}]. Nothing of its chunk was sent."
         )
-    return [pl.lit(None).alias(f"{PLAIN}{Place.EVENT}.{c}") for c in extra if c in allow_plain]
+    return [pl.lit(None).alias(f"{PLAIN}{EXTRA}{c}") for c in extra if c in allow_plain]
 
 
 def plain_outputs(frame: pl.DataFrame) -> set[str]:

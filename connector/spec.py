@@ -1,13 +1,10 @@
-"""docs/attributes.md as data: every canonical column, where it goes, how it is normalized.
+"""docs/attributes.md as data: every canonical column, what kind of value it holds, and
+which canonical column carries its hash.
 
 Owns: the column table, the reason codes (with the hint each one gives the user),
-the platform limits and the fixed event fields. `transform` and the
-transports read this table; nothing else may hard-code a column's destination.
+the platform's limits. No transport's names live here: where a column lands in a
+request is each transport's own table (`connector/transports/*_fields.py`).
 Must not: hold logic that touches rows (that is `transform`).
-
-The Event API identity keys of the RTID and the session id are `other_id_2` and
-`other_id_3` (the names the published batch schema and the official mParticle SDK
-use; `other2`/`other3` are the pixel service's `ui_t` names and are used there).
 """
 
 from __future__ import annotations
@@ -16,15 +13,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
-class Place(StrEnum):
-    """Where a value lands in the Event API batch."""
+class Group(StrEnum):
+    """What a column describes; each transport places the groups its own way."""
 
-    IDENTITY = "user_identities"
-    DEVICE = "device_info"
-    BATCH = "batch"  # top-level batch field (ip)
-    USER = "user_attributes"
-    EVENT = "custom_attributes"  # events[0].data.custom_attributes
-    INTEGRATION = "integration_attributes"  # {"1277": {...}}
+    IDENTITY = "identity"
+    DEVICE = "device"  # the device or browser (ip address, user agent, device ids)
+    USER = "user"
+    EVENT = "event"
 
 
 class Kind(StrEnum):
@@ -35,14 +30,14 @@ class Kind(StrEnum):
     EMAIL = "email"  # trim, lowercase; a 64-hex value is a hash
     NAME = "name"  # no whitespace, NFC, lowercase (hashable)
     MOBILE = "mobile"  # trim; its national number for hashing (`phones`)
-    ZIP = "zip"  # no whitespace, NFC (hashable; a US ZIP+4 also under `plus4_key`)
+    ZIP = "zip"  # no whitespace, NFC (hashable; a US ZIP+4 also under `hashed_plus4`)
     PREHASHED = "prehashed"  # lowercase; must be 64 hex
     IP = "ip"  # trim; IPv4 or IPv6
     UUID = "uuid"  # trim; a UUID (the batch schema's device ids)
     DOB = "dob"  # YYYYMMDD
-    DECIMAL = "decimal"  # JSON number
-    AMOUNT = "amount"  # JSON number, not negative
-    INTEGER = "integer"  # JSON integer, not negative
+    DECIMAL = "decimal"  # a number
+    AMOUNT = "amount"  # a number, not negative
+    INTEGER = "integer"  # an integer, not negative
     CURRENCY = "currency"  # 3 letters, uppercase
     TIMESTAMP = "timestamp"  # UTC epoch ms
 
@@ -51,73 +46,66 @@ class Kind(StrEnum):
 class Attribute:
     column: str
     kind: Kind
-    place: Place | None  # None: not sent as itself (event_time, conversion fields below)
-    key: str = ""
-    hashed_key: str = ""  # key (same place) of the SHA-256 of the normalized value
-    plus4_key: str = ""  # zip: where a US ZIP+4's hash goes (hashed_key: its 5 digits')
-    pixel: str = ""  # pixel ui_t identity type, for identities
+    group: Group | None  # None: not sent as a value of its own (event_time)
+    hashed: str = ""  # the canonical column that carries the SHA-256 of the normalized value
+    hashed_plus4: str = ""  # zip: the column of a US ZIP+4's hash (`hashed`: its 5 digits')
 
-
-RTID_INTEGRATION = "1277"
-RTID_INTEGRATION_KEY = "passbackconversiontrackingid"
 
 ATTRIBUTES: tuple[Attribute, ...] = (
     # identities
-    Attribute("email", Kind.EMAIL, Place.IDENTITY, "email", "other", pixel="email"),
-    Attribute("email_sha256", Kind.PREHASHED, Place.IDENTITY, "other", pixel="other"),
-    Attribute("customerid", Kind.TEXT, Place.IDENTITY, "customerid", pixel="customerid"),
-    Attribute("rtid", Kind.TEXT, Place.IDENTITY, "other_id_2", pixel="other2"),
-    Attribute("session_id", Kind.TEXT, Place.IDENTITY, "other_id_3", pixel="other3"),
-    # top level and device
-    Attribute("ipaddress", Kind.IP, Place.BATCH, "ip"),
-    Attribute("user_agent", Kind.TEXT, Place.DEVICE, "http_header_user_agent"),
-    Attribute("ios_advertising_id", Kind.UUID, Place.DEVICE, "ios_advertising_id"),
-    Attribute("android_advertising_id", Kind.UUID, Place.DEVICE, "android_advertising_id"),
-    Attribute("ios_idfv", Kind.UUID, Place.DEVICE, "ios_idfv"),
-    Attribute("android_uuid", Kind.TEXT, Place.DEVICE, "android_uuid"),
+    Attribute("email", Kind.EMAIL, Group.IDENTITY, "email_sha256"),
+    Attribute("email_sha256", Kind.PREHASHED, Group.IDENTITY),
+    Attribute("customerid", Kind.TEXT, Group.IDENTITY),
+    Attribute("rtid", Kind.TEXT, Group.IDENTITY),
+    Attribute("session_id", Kind.TEXT, Group.IDENTITY),
+    # the device
+    Attribute("ipaddress", Kind.IP, Group.DEVICE),
+    Attribute("user_agent", Kind.TEXT, Group.DEVICE),
+    Attribute("ios_advertising_id", Kind.UUID, Group.DEVICE),
+    Attribute("android_advertising_id", Kind.UUID, Group.DEVICE),
+    Attribute("ios_idfv", Kind.UUID, Group.DEVICE),
+    Attribute("android_uuid", Kind.TEXT, Group.DEVICE),
     # user attributes
-    Attribute("firstname", Kind.NAME, Place.USER, "firstname", "firstnamesha256"),
-    Attribute("lastname", Kind.NAME, Place.USER, "lastname", "lastnamesha256"),
-    Attribute("mobile", Kind.MOBILE, Place.USER, "mobile", "mobilesha256"),
-    Attribute("zip", Kind.ZIP, Place.USER, "zip", "billingzipsha256", "billingzip4sha256"),
-    Attribute("dob", Kind.DOB, Place.USER, "dob"),
+    Attribute("firstname", Kind.NAME, Group.USER, "firstnamesha256"),
+    Attribute("lastname", Kind.NAME, Group.USER, "lastnamesha256"),
+    Attribute("mobile", Kind.MOBILE, Group.USER, "mobilesha256"),
+    Attribute("zip", Kind.ZIP, Group.USER, "billingzipsha256", "billingzip4sha256"),
+    Attribute("dob", Kind.DOB, Group.USER),
     *(
-        Attribute(name, Kind.TEXT, Place.USER, name)
+        Attribute(name, Kind.TEXT, Group.USER)
         for name in ("gender", "age", "city", "state", "title", "language", "value")
     ),
-    Attribute("predictedltv", Kind.TEXT, Place.USER, "predictedltv"),
+    Attribute("predictedltv", Kind.TEXT, Group.USER),
     *(
-        Attribute(name, Kind.PREHASHED, Place.USER, name)
+        Attribute(name, Kind.PREHASHED, Group.USER)
         for name in (
             *("firstnamesha256", "lastnamesha256", "mobilesha256"),
             *("billingzipsha256", "billingzip4sha256"),
         )
     ),
     # the event
-    Attribute("confirmationref", Kind.REF, Place.EVENT, "confirmationref"),
-    Attribute("conversiontype", Kind.TEXT, Place.EVENT, "conversiontype"),
+    Attribute("confirmationref", Kind.REF, Group.EVENT),
+    Attribute("conversiontype", Kind.TEXT, Group.EVENT),
     Attribute("event_time", Kind.TIMESTAMP, None),
-    Attribute("amount", Kind.AMOUNT, Place.EVENT, "amount"),
-    Attribute("currency", Kind.CURRENCY, Place.EVENT, "currency"),
-    Attribute("quantity", Kind.INTEGER, Place.EVENT, "quantity"),
-    Attribute("margin", Kind.DECIMAL, Place.EVENT, "margin"),
+    Attribute("amount", Kind.AMOUNT, Group.EVENT),
+    Attribute("currency", Kind.CURRENCY, Group.EVENT),
+    Attribute("quantity", Kind.INTEGER, Group.EVENT),
+    Attribute("margin", Kind.DECIMAL, Group.EVENT),
     *(
-        Attribute(name, Kind.TEXT, Place.EVENT, name)
+        Attribute(name, Kind.TEXT, Group.EVENT)
         for name in ("transactionid", "productname", "sku", "paymenttype")
     ),
 )
 
 BY_COLUMN = {a.column: a for a in ATTRIBUTES}
-HASHABLE = tuple(a.column for a in ATTRIBUTES if a.hashed_key)
+HASHABLE = tuple(a.column for a in ATTRIBUTES if a.hashed)
+# An extra column (one the table does not know) travels as an event attribute, under
+# this prefix plus its name in a transformed frame.
+EXTRA = "extra."
 DEVICE_IDENTITIES = ("ios_advertising_id", "android_advertising_id", "ios_idfv", "android_uuid")
 # Identities that satisfy `mapping.require_email: false` (Segment's rule).
 RELAXED_IDENTITIES = ("customerid", "rtid", *DEVICE_IDENTITIES)
 PLAIN_PII = ("email", "firstname", "lastname", "mobile", "zip")
-
-# Fixed event fields (docs/attributes.md, "Fixed fields and ids").
-EVENT_TYPE = "custom_event"
-EVENT_NAME = "conversion"
-CUSTOM_EVENT_TYPE = "transaction"
 
 # Limits (the Event API's published limits; docs/attributes.md, "Limits").
 MAX_REQUEST_BYTES = 256 * 1024

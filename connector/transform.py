@@ -1,7 +1,8 @@
 """Classify, normalize, check and hash one chunk of canonical rows, all vectorized.
 
 Owns: turning a source chunk (canonical column names, any scalar types) into a frame
-of payload-ready values named `<place>.<key>` (see `spec.Place`), plus the columns
+of values ready to send, named by canonical column (an extra column `extra.<name>`,
+a hash under the `*sha256` column that carries it), plus the columns
 the ledger needs (`_ref`, `_event_ms`, `_identity_sha256`, ...), `_reason`: the
 first reason code (`spec.REASONS`) that rejects the row, or null for a valid row, and
 `_warnings`: the field warnings (`spec.WARNINGS`) of the fields it dropped.
@@ -20,19 +21,20 @@ from connector import pii
 from connector.config import MappingConfig, UnknownColumns
 from connector.digest import uuid5
 from connector.errors import SourceError
-from connector.outputs import Outputs, out_name, place_value
+from connector.outputs import Outputs, place_value
 from connector.phones import national_numbers
 from connector.spec import (
     ATTRIBUTES,
     BY_COLUMN,
+    EXTRA,
     MAX_EVENT_ATTRIBUTES,
     MAX_NAME_CHARS,
     MAX_VALUE_CHARS,
     REASONS,
     RELAXED_IDENTITIES,
     WARNINGS,
+    Group,
     Kind,
-    Place,
 )
 from connector.values import (
     EMAIL,
@@ -54,7 +56,7 @@ NS_MESSAGE = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/sour
 # A rejected row's reason: the first of these that applies (field warnings reject
 # rows only with `mapping.invalid_fields: reject`).
 _CODES = tuple(dict.fromkeys((*REASONS, *WARNINGS)))
-_EVENT_COLUMNS = [a.column for a in ATTRIBUTES if a.place == Place.EVENT]
+_EVENT_COLUMNS = [a.column for a in ATTRIBUTES if a.group == Group.EVENT]
 
 # The type of a column the query lacks, so checks on it still type-check.
 _ABSENT_DTYPE: dict[Kind, pl.DataType] = {
@@ -157,12 +159,12 @@ def transform(
             for c in absent
         ),
         *(pl.lit(None, pl.String).alias(f"_h.{c}") for c in absent),
-        *(pl.lit(None, pl.String).alias(f"_h4.{c}") for c in absent if BY_COLUMN[c].plus4_key),
+        *(pl.lit(None, pl.String).alias(f"_h4.{c}") for c in absent if BY_COLUMN[c].hashed_plus4),
         *(pl.lit(False).alias(f"_bad.{c}") for c in absent),
         *(trimmed_text(c, shapes).alias(f"_n.{c}") for c in extra),
         *(pl.col(c).is_not_null().alias(f"_bad.{c}") for c in extra),
     )
-    hexed = [a for a in ATTRIBUTES if a.hashed_key or a.kind == Kind.PREHASHED]
+    hexed = [a for a in ATTRIBUTES if a.hashed or a.kind == Kind.PREHASHED]
     # a digit of any script (Unicode Nd, e.g. fullwidth) counts as the digit it is
     mobile = normalized["_n.mobile"]
     if not is_ascii(mobile):
@@ -186,18 +188,18 @@ def transform(
     )
     for attribute in ATTRIBUTES:
         if attribute.column == "conversiontype":
-            out.put(Place.EVENT, "conversiontype", conversiontype)
-        elif attribute.place is not None:
+            out.put("conversiontype", conversiontype)
+        elif attribute.group is not None:
             place_value(attribute, hashed, out)
     for column in extra:
-        out.put(Place.EVENT, column, value_col(column))
+        out.put(EXTRA + column, value_col(column))
         if len(column) > MAX_NAME_CHARS:
             out.reject("attribute_name_too_long", bad_col(column))
 
-    identity_other = out.values[out_name(Place.IDENTITY, "other")]
+    identity_other = out.values["email_sha256"]
     identities = [identity_other]
     if "email" not in hashed:
-        identities.append(out.values[out_name(Place.IDENTITY, "email")])
+        identities.append(out.values["email"])
     if not mapping.require_email:
         identities += [out.value(c) for c in RELAXED_IDENTITIES]
     out.reject("missing_confirmationref", ref.is_null())

@@ -275,7 +275,7 @@ def hash_columns(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
     is an address): `_h.<col>`, SHA-256 of
     the text Rokt hashes for a value to be hashed (`_h4.zip`: a US ZIP+4's whole)."""
     column, kind = attribute.column, attribute.kind
-    if not (attribute.hashed_key or kind == Kind.PREHASHED):
+    if not (attribute.hashed or kind == Kind.PREHASHED):
         return []
     value, is_hex = value_col(column), pl.col(f"_hex.{column}")
     prehash: pl.Expr | None = None
@@ -290,6 +290,6 @@ def hash_columns(attribute: Attribute, hashed: bool) -> list[pl.Expr]:
             sha256(pl.when(~is_hex).then(zip5)).alias(f"_h.{column}"),
             sha256(pl.when(plus4).then(value)).alias(f"_h4.{column}"),
         ]
-    elif attribute.hashed_key and hashed:
+    elif attribute.hashed and hashed:
         prehash = pl.when(~is_hex).then(value)
     return [] if prehash is None else [sha256(prehash).alias(f"_h.{column}")]

@@ -20,7 +20,7 @@ from connector.sandbox.checks_fields import (
     is_scalar,
     shown,
 )
-from connector.spec import CUSTOM_EVENT_TYPE, EVENT_NAME, EVENT_TYPE
+from connector.transports.events_api_fields import CUSTOM_EVENT_TYPE, EVENT_NAME, EVENT_TYPE
 
 # The published batch schema's CustomEvent: `event_type` and `data`; data's known keys.
 EVENT_KEYS = frozenset({"event_type", "data"})

@@ -17,13 +17,13 @@ from connector.sandbox.checks_fields import (
     is_scalar,
     shown,
 )
-from connector.spec import ATTRIBUTES, DEVICE_IDENTITIES, MAX_USER_ATTRIBUTES, Kind, Place
+from connector.spec import ATTRIBUTES, DEVICE_IDENTITIES, MAX_USER_ATTRIBUTES, Group, Kind
 
 IDENTITY_KEYS = ("email", "other", "customerid", *(f"other_id_{n}" for n in range(2, 11)))
 # Any one of these (or a device id in device_info) identifies the user.
 MAIN_IDENTITIES = ("email", "other", "customerid", "other_id_2")
 UUID_DEVICE_IDS = tuple(
-    a.key for a in ATTRIBUTES if a.place == Place.DEVICE and a.kind == Kind.UUID
+    a.column for a in ATTRIBUTES if a.group == Group.DEVICE and a.kind == Kind.UUID
 )
 
 

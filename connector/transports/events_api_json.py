@@ -21,33 +21,32 @@ from connector.digest import sha256, uuid5
 from connector.pii import plain_outputs
 from connector.spec import (
     ATTRIBUTES,
-    BY_COLUMN,
-    CUSTOM_EVENT_TYPE,
-    EVENT_NAME,
-    EVENT_TYPE,
     MAX_BATCH_BYTES,
     MAX_BATCHES_PER_REQUEST,
     MAX_REQUEST_BYTES,
     PLAIN_PII,
     Kind,
-    Place,
 )
 from connector.transports.base import Request
+from connector.transports.events_api_fields import (
+    CUSTOM_EVENT_TYPE,
+    EVENT_NAME,
+    EVENT_TYPE,
+    RTID_INTEGRATION,
+    RTID_INTEGRATION_KEY,
+    Place,
+    field,
+)
 
 # `source_request_id` = uuid5(NS_REQUEST, payload_sha256), where payload_sha256 is the
 # SHA-256 hex of the batch JSON without `source_request_id` (the ledger keeps it too).
 NS_REQUEST = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/source_request_id")
 REDACTED = "<redacted>"
-_PLAIN_PII_OUTPUTS = {f"{BY_COLUMN[c].place}.{BY_COLUMN[c].key}" for c in PLAIN_PII}
 
 
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 # Values that are 64-hex hashes by construction (transform checks or computes them).
-_HEX_OUTPUTS = {
-    f"{a.place}.{a.hashed_key or a.key}"
-    for a in ATTRIBUTES
-    if a.hashed_key or a.kind == Kind.PREHASHED
-}
+_HEX_OUTPUTS = {a.column for a in ATTRIBUTES if a.kind == Kind.PREHASHED}
 _JSON_ESCAPES = {"\\": "\\\\", '"': '\\"'} | {chr(c): f"\\u{c:04x}" for c in range(32)}
 
 
@@ -120,17 +119,15 @@ def _batch_json(frame: pl.DataFrame, environment: str, redact: bool) -> pl.DataF
     """
     places: dict[str, list[tuple[str, _Value]]] = {}
     integration: dict[str, list[tuple[str, _Value]]] = {}
-    hidden = _PLAIN_PII_OUTPUTS | plain_outputs(frame) if redact else set()
+    hidden = set(PLAIN_PII) | plain_outputs(frame) if redact else set()
     for name in frame.columns:
         if name.startswith("_") or frame[name].null_count() == frame.height:
             continue  # an all-null column adds nothing to any batch
-        place, key = name.split(".", 1)
+        place, key = field(name)
         value = _value(frame[name], name in hidden)
-        if place == Place.INTEGRATION:
-            integration_id, key = key.split(".", 1)
-            integration.setdefault(integration_id, []).append((key, value))
-        else:
-            places.setdefault(place, []).append((key, value))
+        places.setdefault(place, []).append((key, value))
+        if name == "rtid":
+            integration.setdefault(RTID_INTEGRATION, []).append((RTID_INTEGRATION_KEY, value))
 
     objects = [Place.IDENTITY, Place.USER, Place.DEVICE]
     parts = frame.select(

@@ -141,6 +141,7 @@ class ValidationReport:
     # the amount of the valid rows per currency: currency, rows, min, median, max
     amounts: list[dict[str, object]] = field(default_factory=list)
     ledger: str | None = None  # why the ledger was not read, when it was not
+    notes: list[str] = field(default_factory=list)  # how the transport carries the rows
 
     @property
     def rows_rejected(self) -> int:
@@ -176,4 +177,5 @@ class ValidationReport:
             "request_bytes": self.request_bytes,
             "amounts": self.amounts,
             "ledger": self.ledger,
+            "notes": self.notes,
         }

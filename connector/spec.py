@@ -116,6 +116,8 @@ MAX_VALUE_CHARS = 4096
 MAX_USER_ATTRIBUTES = 100
 # mParticle's default service limits: "max unique attributes per event: 100".
 MAX_EVENT_ATTRIBUTES = 100
+# The longest URL a pixel request may have (a common limit of servers and proxies).
+MAX_URL_BYTES = 8192
 
 # Reason codes, in the order they are checked: a row gets the first that applies.
 REASONS: dict[str, str] = {
@@ -139,6 +141,11 @@ REASONS: dict[str, str] = {
     "attribute_name_too_long": f"a column name is longer than {MAX_NAME_CHARS} characters",
     "attribute_value_too_long": f"a value is longer than {MAX_VALUE_CHARS} characters",
     "batch_too_large": f"the batch JSON is larger than {MAX_BATCH_BYTES} bytes",
+    "pixel_unsafe_value": (
+        "a value holds a comma, which the pixel's comma lists cannot carry (the log names "
+        "the column); change it in the query, or send with transport events_api"
+    ),
+    "url_too_long": f"the pixel request's URL is longer than {MAX_URL_BYTES} bytes",
 }
 # Field warnings: a bad value in an optional field drops that field and the row is
 # sent without it (with `mapping.invalid_fields: reject`, they reject the row).

@@ -186,6 +186,8 @@ def sync_config(
     tmp: Path, example_dir: Path, url: str, chunk_rows: int = 1000, **destination: Any
 ) -> Path:
     """A config that syncs the example warehouse to the sandbox at `url`."""
+    per_request = destination.get("transport", "events_api") != "events_api"
+    rate = "max_requests_per_second" if per_request else "max_batches_per_second"
     config = base_config(
         tmp,
         source={
@@ -197,7 +199,7 @@ def sync_config(
             "base_url": url,
             "api_key": "sandbox-key",
             "api_secret": "sandbox-secret",
-            "max_batches_per_second": 20_000,
+            rate: 20_000,
             "retry_base_s": 0.05,
             "retry_max_s": 0.5,
             **destination,

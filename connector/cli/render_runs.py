@@ -89,10 +89,15 @@ def print_validation(report: ValidationReport, config_path: Path) -> None:
         _print_amounts(report.amounts)
     if report.ledger:
         say(f"ledger not read: {report.ledger}")
+    for note in report.notes:
+        say(f"note: {note}")
     say(f"{report.requests} request(s), {report.request_bytes:,} bytes; nothing was sent.")
     for i, body in enumerate(report.payloads, 1):
         stdout.print(f"\n[bold]payload {i}[/] (plain-text PII redacted):")
-        stdout.print_json(body)
+        if body.startswith("{"):
+            stdout.print_json(body)
+        else:  # a pixel's query string
+            stdout.print(body, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_run(report: RunReport) -> None:

@@ -37,7 +37,8 @@ def validate_command(
     except ConnectorError as exc:
         fail(str(exc), exc.exit_code)
     if as_json:
-        write_json(report.as_dict() | {"payloads": [json.loads(p) for p in report.payloads]})
+        payloads = [json.loads(p) if p.startswith("{") else p for p in report.payloads]
+        write_json(report.as_dict() | {"payloads": payloads})
     else:
         print_validation(report, config)
     clean = report.rows_rejected == 0 and report.duplicates_differing == 0

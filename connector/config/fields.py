@@ -25,7 +25,7 @@ _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-SECRET_KEYS = {"api_key", "api_secret"}
+SECRET_KEYS = {"api_key", "api_secret", "write_key"}
 
 _MAX_DURATION = timedelta(days=36_525)  # a century; more overflows date arithmetic
 

@@ -65,12 +65,16 @@ class DestinationConfig(Strict):
     transport: Transport = Transport.EVENTS_API
     pod: Literal["US1", "US2", "EU1", "AU1"] = "US1"
     base_url: str | None = None
-    api_key: SecretStr
-    api_secret: SecretStr | None = None
+    api_key: SecretStr | None = None  # events_api and pixel (the pixel's is in the URL path)
+    api_secret: SecretStr | None = None  # events_api
+    write_key: SecretStr | None = None  # rudderstack_pixel
+    event: str = Field(default="Order Completed", min_length=1)  # rudderstack_pixel
     # Required, except for a loopback base_url (the local sandbox): then development.
     environment: Literal["development", "production"]
     bulk: bool = True
-    max_batches_per_second: float = Field(default=270, gt=0, le=100_000)
+    max_batches_per_second: float = Field(default=270, gt=0, le=100_000)  # events_api
+    # the pixels: one conversion per request
+    max_requests_per_second: float | None = Field(default=None, gt=0, le=100_000)
     concurrency: int = Field(default=8, ge=1, le=256)
     timeout_s: float = Field(default=30, gt=0, le=600)
     max_attempts: int = Field(default=8, ge=1, le=100)
@@ -125,7 +129,7 @@ class DestinationConfig(Strict):
             raise ValueError("is not a valid URL (scheme://host[:port])")
         return url.rstrip("/")
 
-    @field_validator("api_key", "api_secret")
+    @field_validator("api_key", "api_secret", "write_key")
     @classmethod
     def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().strip():
@@ -133,10 +137,43 @@ class DestinationConfig(Strict):
         return value
 
     @model_validator(mode="after")
-    def _secret_for_events_api(self) -> DestinationConfig:
-        if self.transport == Transport.EVENTS_API and self.api_secret is None:
-            raise ValueError("api_secret is required when transport is events_api")
+    def _keys_of_the_transport(self) -> DestinationConfig:
+        """Each transport's credentials and rate setting, and nothing misleading."""
+        transport, given = self.transport, self.model_fields_set
+        needs = {
+            Transport.EVENTS_API: ("api_key", "api_secret"),
+            Transport.PIXEL: ("api_key",),
+            Transport.RUDDERSTACK_PIXEL: ("base_url", "write_key"),
+        }[transport]
+        for name in needs:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} is required when transport is {transport}")
+        if transport == Transport.EVENTS_API and "max_requests_per_second" in given:
+            raise ValueError(
+                "max_requests_per_second is for the pixel transports; the Event API's "
+                "rate is max_batches_per_second"
+            )
+        if transport != Transport.EVENTS_API and "max_batches_per_second" in given:
+            raise ValueError(
+                f"transport {transport} sends one conversion per request: set "
+                "max_requests_per_second instead of max_batches_per_second"
+            )
         return self
+
+    @property
+    def rate(self) -> float:
+        """Conversions per second the destination is sent at most."""
+        if self.transport == Transport.EVENTS_API:
+            return self.max_batches_per_second
+        return self.max_requests_per_second or 100.0
+
+    @property
+    def per_request(self) -> int:
+        """The most conversions one request carries."""
+        from connector.spec import MAX_BATCHES_PER_REQUEST
+
+        one = self.transport != Transport.EVENTS_API or not self.bulk
+        return 1 if one else MAX_BATCHES_PER_REQUEST
 
     @property
     def root_url(self) -> str:
@@ -145,9 +182,8 @@ class DestinationConfig(Strict):
             return self.base_url
         if self.transport == Transport.EVENTS_API:
             return POD_HOSTS[self.pod]
-        if self.transport == Transport.PIXEL:
-            return PIXEL_ROOT
-        raise ValueError("destination.base_url is required for transport rudderstack_pixel")
+        assert self.transport == Transport.PIXEL  # rudderstack_pixel requires base_url
+        return PIXEL_ROOT
 
 
 class MappingConfig(Strict):

@@ -52,6 +52,7 @@ class Prepared:
     changed: pl.Series  # refs accepted before whose payload now differs (skipped)
     amounts: pl.DataFrame  # `_currency`, `_amount` of every valid row, skipped ones too
     shown: list[str]  # the first valid rows' bodies, plain-text PII redacted (`show`)
+    columns: list[str]  # the query's
 
     @property
     def warnings(self) -> dict[str, int]:
@@ -209,6 +210,7 @@ def _deduplicate(
         changed,
         amounts,
         shown["_body"].to_list(),
+        chunk.columns,
     )
 
 

@@ -10,6 +10,7 @@ import polars as pl
 from connector.config import Config
 from connector.engine.prepare import Lookup, add_examples, prepare
 from connector.report import ValidationReport
+from connector.transports import transport_for
 
 
 def _amounts(amounts: pl.DataFrame) -> list[dict[str, object]]:
@@ -40,8 +41,9 @@ def validate(
     """Run the front half without sending; plain PII in shown payloads is redacted.
     With the ledger's `lookup`, rows it settled are counted as a sync would skip them."""
     report = ValidationReport(since=since, until=until)
-    amounts = []
+    amounts, columns = [], list[str]()
     for part in prepare(config, since, until, now, show=show, lookup=lookup):
+        columns = columns or part.columns
         report.rows_read += part.rows_read
         report.valid += part.encoded.height
         report.duplicates += part.duplicates
@@ -68,4 +70,5 @@ def validate(
         report.payloads += part.shown[: show - len(report.payloads)]
     if amounts:
         report.amounts = _amounts(pl.concat(amounts))
+    report.notes = transport_for(config.destination).notes(columns, config.mapping.hash)
     return report

@@ -78,9 +78,7 @@ def plan(
         w.too_old = rows if w.until <= oldest else 0
     for w, too_old in zip(straddling, numbers[len(to_run) :], strict=True):
         w.too_old = too_old
-    return BackfillPlan(
-        since, until, window, now, oldest, config.destination.max_batches_per_second, windows
-    )
+    return BackfillPlan(since, until, window, now, oldest, config.destination.rate, windows)
 
 
 async def _run_windows(

@@ -10,9 +10,13 @@ from connector.config import Transport as TransportKind
 from connector.errors import ConfigError
 from connector.transports.base import Transport
 from connector.transports.events_api import EventsApi
+from connector.transports.pixel import Pixel
+from connector.transports.rudderstack import RudderStack
 
 TRANSPORTS: dict[TransportKind, Callable[[DestinationConfig], Transport]] = {
     TransportKind.EVENTS_API: EventsApi,
+    TransportKind.PIXEL: Pixel,
+    TransportKind.RUDDERSTACK_PIXEL: RudderStack,
 }
 
 

@@ -74,3 +74,9 @@ class Transport(Protocol):
     def read(self, content: bytes, texts: list[str], ids: list[str], bulk: bool) -> Verdict:
         """Which batches of an accepted or rejected request the answer names."""
         ...
+
+    def notes(self, columns: Sequence[str], hashed: Sequence[str]) -> list[str]:
+        """What `validate` tells a user of how this transport carries a query returning
+        `columns` (with `hashed`: mapping.hash): what it leaves out, and what its
+        answers can and cannot say."""
+        ...

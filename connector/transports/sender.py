@@ -25,7 +25,6 @@ import polars as pl
 
 from connector.config import DestinationConfig
 from connector.errors import FatalSendError
-from connector.spec import MAX_BATCHES_PER_REQUEST
 from connector.status import Status
 from connector.transports import transport_for
 from connector.transports.base import Outcome, Transport
@@ -124,10 +123,10 @@ class Sender:
         self.stats = SendStats()
         self._sleep = sleep
         self._rng = rng or random.Random()
-        rate = destination.max_batches_per_second
+        rate = destination.rate
         # a run starts with one request's worth of tokens, not a full second's: the
         # first second then sends no more than the rate allows after a burst of one
-        first = float(MAX_BATCHES_PER_REQUEST if destination.bulk else 1)
+        first = float(destination.per_request)
         self._bucket = TokenBucket(rate, max(rate, 100.0), clock, sleep, initial=first)
         self._slots = asyncio.Semaphore(destination.concurrency)
         self._stopping = stopping or asyncio.Event()
@@ -170,7 +169,7 @@ class Sender:
         """
         delivery = Delivery()
         rows = batches.select("_request_id", "_body")
-        lines = [_Line(rows, self.destination.bulk, Settlement([]))]
+        lines = [_Line(rows, self.destination.per_request > 1, Settlement([]))]
         while lines:
             line = lines.pop(0)
             delivery.settlements.append(line.settlement)

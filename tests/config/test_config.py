@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import SECRET, base_config, write_config
 
-from connector.config import Transport, load_config
+from connector.config import Config, Transport, load_config
 from connector.errors import ConfigError
 
 
@@ -126,3 +126,31 @@ def test_pod_picks_the_event_api_host(tmp_path: Path) -> None:
     )
     loaded = load_config(write_config(tmp_path, config))
     assert loaded.destination.root_url == "https://s2s.eu1.mparticle.com"
+
+
+def test_each_transport_asks_for_its_own_keys_and_rate(tmp_path: Path) -> None:
+    def load(**destination: object) -> Config:
+        config = base_config(tmp_path, destination=destination)
+        for name in ("api_key", "api_secret", "max_batches_per_second"):
+            if destination.get(name, "") is None:
+                del config["destination"][name]
+        return load_config(write_config(tmp_path, config))
+
+    rudder = {"transport": "rudderstack_pixel", "api_key": None, "api_secret": None}
+    with pytest.raises(ConfigError, match="write_key is required when transport is rudderstack"):
+        load(**rudder)
+    with pytest.raises(ConfigError, match="base_url is required when transport is rudderstack"):
+        load(**rudder, write_key="wk", base_url=None, environment="production")
+    loaded = load(**rudder, write_key="wk", max_requests_per_second=40)
+    assert (loaded.destination.rate, loaded.destination.per_request) == (40, 1)
+    assert loaded.destination.event == "Order Completed"
+    assert load(**rudder, write_key="wk").destination.rate == 100
+    with pytest.raises(ConfigError, match="api_key is required when transport is pixel"):
+        load(transport="pixel", api_key=None)
+    with pytest.raises(ConfigError, match="set max_requests_per_second instead"):
+        load(transport="pixel", max_batches_per_second=50)
+    with pytest.raises(ConfigError, match="max_requests_per_second is for the pixel"):
+        load(max_requests_per_second=50)
+    with pytest.raises(ConfigError) as hidden:
+        load(**rudder, write_key="   ")
+    assert "write_key" in str(hidden.value) and "must not be empty" in str(hidden.value)

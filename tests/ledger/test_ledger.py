@@ -16,12 +16,13 @@ import polars as pl
 import pytest
 from conftest import base_config, cli, write_config
 
-from connector.config import Config, load_config
+from connector.config import Config, Transport, load_config
 from connector.digest import EXTENSIONS_OFF
 from connector.engine.run import sync
 from connector.errors import ConfigError
 from connector.ledger import rows as ledger_rows
 from connector.report import RunReport
+from connector.transports import TRANSPORTS
 
 SINCE, UNTIL = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -268,13 +269,17 @@ def test_refused_credentials_record_nothing_accepted(tmp_path: Path, status: int
     assert "accepted" not in {v[0] for v in ledger(config).values()}
 
 
-def test_pixel_transports_are_refused_until_built(tmp_path: Path) -> None:
+def test_a_transport_without_a_registry_line_is_refused_before_the_ledger_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = warehouse(tmp_path, [order("A")])
+    monkeypatch.delitem(TRANSPORTS, Transport.PIXEL)
     pixel = config.model_copy(
         update={"destination": config.destination.model_copy(update={"transport": "pixel"})}
     )
     with pytest.raises(ConfigError, match="not implemented yet"):
         run(pixel, Platform())
+    assert not config.ledger.path.exists()
 
 
 def test_ledger_file_is_owner_only(tmp_path: Path) -> None:

@@ -60,6 +60,9 @@ class Recording:
     def read(self, content: bytes, texts: list[str], ids: list[str], bulk: bool) -> Verdict:
         return Verdict()
 
+    def notes(self, columns: list[str], hashed: list[str]) -> list[str]:
+        return []
+
 
 def test_the_engine_drives_a_transport_it_was_never_written_for(
     tmp_path: Path, example_dir: Path, manifest: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -103,9 +106,12 @@ async def _no_sleep(seconds: float) -> None:
     return None
 
 
-def test_a_transport_not_built_is_refused_and_events_api_is_the_default() -> None:
+def test_a_transport_without_a_registry_line_is_refused_and_events_api_is_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     events = DestinationConfig(base_url="http://127.0.0.1:9", api_key="k", api_secret="s")
     assert isinstance(transport_for(events), EventsApi)
-    pixel = events.model_copy(update={"transport": Transport.RUDDERSTACK_PIXEL})
-    with pytest.raises(ConfigError, match="rudderstack_pixel is not implemented yet"):
+    monkeypatch.delitem(TRANSPORTS, Transport.PIXEL)
+    pixel = events.model_copy(update={"transport": Transport.PIXEL})
+    with pytest.raises(ConfigError, match="pixel is not implemented yet"):
         transport_for(pixel)

@@ -7,15 +7,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import httpx
 import polars as pl
 
 from connector import logs
-from connector._version import __version__
 from connector.config import DestinationConfig
 from connector.spec import BY_COLUMN, EXTRA, Group
-from connector.transports import query, statuses
-from connector.transports.base import Outcome, Request, Verdict
+from connector.transports import query
 
 # ui_t identity types, by canonical column (`other`: the email's SHA-256)
 IDENTITY_TYPES = {
@@ -30,27 +27,29 @@ FIRST_EVENT_ATTRIBUTES = ("conversiontype", "confirmationref")
 NOT_CARRIED = tuple(c for c, a in BY_COLUMN.items() if a.group == Group.DEVICE)
 
 
-def lists(frame: pl.DataFrame) -> dict[str, list[tuple[str, str]]]:
-    """(column, key) of each sent column, by list: `ui`, `ua` and `attrs`."""
+UI, UA, ATTRS = ("ui_t", "ui_v"), ("ua_k", "ua_v"), ("attrs_k", "attrs_v")
+
+
+def lists(frame: pl.DataFrame) -> dict[tuple[str, str], list[tuple[str, str]]]:
+    """(column, key) of each sent column, by list: identities, user and event attributes."""
     columns = query.sent_columns(frame)
-    events = [c for c in FIRST_EVENT_ATTRIBUTES if c in columns]
-    found: dict[str, list[tuple[str, str]]] = {"ui": [], "ua": [], "attrs": []}
-    found["attrs"] = [(c, c) for c in events]
+    found: dict[tuple[str, str], list[tuple[str, str]]] = {UI: [], UA: [], ATTRS: []}
+    found[ATTRS] = [(c, c) for c in FIRST_EVENT_ATTRIBUTES if c in columns]
     for name in columns:
         group = Group.EVENT if name.startswith(EXTRA) else BY_COLUMN[name].group
         if group == Group.IDENTITY:
-            found["ui"].append((name, IDENTITY_TYPES[name]))
+            found[UI].append((name, IDENTITY_TYPES[name]))
         elif group == Group.USER:
-            found["ua"].append((name, name))
-        elif group == Group.EVENT and name not in events:
-            found["attrs"].append((name, name.removeprefix(EXTRA)))
+            found[UA].append((name, name))
+        elif group == Group.EVENT and name not in FIRST_EVENT_ATTRIBUTES:
+            found[ATTRS].append((name, name.removeprefix(EXTRA)))
     return found
 
 
 def _pair(
-    frame: pl.DataFrame, members: list[tuple[str, str]], names: str, hidden: set[str]
+    frame: pl.DataFrame, members: list[tuple[str, str]], names: tuple[str, str], hidden: set[str]
 ) -> pl.Expr:
-    """`<names>_k=k1,k2&<names>_v=v1,v2` of one row's present members (null when none)."""
+    """`<keys>=k1,k2&<values>=v1,v2` of one row's present members (null when none)."""
     keys = pl.concat_str(
         [pl.when(pl.col(c).is_not_null()).then(pl.lit(query.percent(k))) for c, k in members],
         separator=",",
@@ -61,9 +60,8 @@ def _pair(
         separator=",",
         ignore_nulls=True,
     )
-    k, v = ("ui_t", "ui_v") if names == "ui" else (f"{names}_k", f"{names}_v")
     return pl.when(keys.str.len_bytes() > 0).then(
-        pl.concat_str(pl.lit(f"{k}="), keys, pl.lit(f"&{v}="), values)
+        pl.concat_str(pl.lit(f"{names[0]}="), keys, pl.lit(f"&{names[1]}="), values)
     )
 
 
@@ -80,7 +78,7 @@ def encode(frame: pl.DataFrame, environment: str, url_bytes: int, redact: bool) 
         if frame[c].dtype == pl.String
     }
     unsafe = {c: int(hit.sum()) for c, hit in commas.items() if hit.any()}
-    for column, rows in unsafe.items():
+    for column, rows in unsafe.items() if not redact else ():  # shown rows: said before
         logs.event("pixel_unsafe_value", logging.WARNING, column=column, rows=rows)
     hidden = query.hidden_columns(frame, redact)
     dbg = "true" if environment == "development" else "false"
@@ -106,40 +104,20 @@ def encode(frame: pl.DataFrame, environment: str, url_bytes: int, redact: bool) 
     )
 
 
-class Pixel:
+class Pixel(query.OneGet):
     """The Rokt Pixel Service of one destination."""
 
+    keys = "destination.api_key"
+
     def __init__(self, destination: DestinationConfig) -> None:
+        super().__init__(destination)
         assert destination.api_key is not None
-        self.destination = destination
         key = query.percent(destination.api_key.get_secret_value())
-        self._url = f"{destination.root_url}/v1/{key}/Pixel?"
-        query.hide_in_httpx_logs(self._url)
+        self.url = f"{destination.root_url}/v1/{key}/Pixel?"
+        query.hide_in_httpx_logs(self.url)
 
     def encode(self, frame: pl.DataFrame, redact: bool = False) -> pl.DataFrame:
-        url_bytes = len(self._url.encode())
-        return encode(frame, self.destination.environment, url_bytes, redact)
-
-    def pack(self, bodies: pl.Series) -> Sequence[Request]:
-        return query.one_per_request(bodies)
-
-    def client(self, http: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            headers={"User-Agent": f"rokt-connector/{__version__}"},
-            timeout=httpx.Timeout(self.destination.timeout_s),
-            limits=httpx.Limits(max_connections=self.destination.concurrency),
-            transport=http,
-        )
-
-    def request(self, bodies: pl.Series, bulk: bool) -> tuple[str, str, bytes]:
-        [body] = bodies.to_list()
-        return "GET", self._url + body, b""
-
-    def classify(self, response: httpx.Response | None, error: Exception | None) -> Outcome:
-        return statuses.classify(response, error, "destination.api_key")
-
-    def read(self, content: bytes, texts: list[str], ids: list[str], bulk: bool) -> Verdict:
-        return Verdict()  # one conversion per request: the status says it all
+        return encode(frame, self.destination.environment, self.url_bytes, redact)
 
     def notes(self, columns: Sequence[str], hashed: Sequence[str]) -> list[str]:
         left = [c for c in NOT_CARRIED if c in columns]

@@ -1,7 +1,6 @@
-"""Query strings built column-wise, for the transports that send each conversion as a
-GET (the pixels): values percent-encoded a whole column at a time, `key=value` pairs
-and comma lists joined per row, the 8 KB URL limit, and the ids a GET's ledger row keeps.
-"""
+"""What the transports that send each conversion as one GET (the pixels) share: values
+percent-encoded a whole column at a time, the 8 KB URL limit, the ids a GET's ledger
+row keeps, URLs kept out of httpx's logs, and the HTTP side (`OneGet`)."""
 
 from __future__ import annotations
 
@@ -13,10 +12,13 @@ from urllib.parse import quote
 import httpx
 import polars as pl
 
+from connector._version import __version__
+from connector.config import DestinationConfig
 from connector.digest import sha256, uuid5
 from connector.pii import plain_outputs
 from connector.spec import MAX_URL_BYTES, PLAIN_PII
-from connector.transports.base import Request
+from connector.transports import statuses
+from connector.transports.base import Outcome, Request, Verdict
 
 REDACTED = "<redacted>"
 # The ledger's request_id of a GET: uuid5(NS_GET, the SHA-256 of its query without secrets).
@@ -88,10 +90,42 @@ def with_bodies(frame: pl.DataFrame, query: pl.Expr, url_bytes: int) -> pl.DataF
     )
 
 
-def one_per_request(bodies: pl.Series) -> Sequence[Request]:
-    """A request for each body: a GET carries one conversion."""
-    sizes = bodies.str.len_bytes().to_list()
-    return [Request(i, i + 1, size, bulk=False) for i, size in enumerate(sizes)]
+class OneGet:
+    """The HTTP side of a GET transport: `url` plus a row's query string, one
+    conversion per request, answers read by their status alone; `keys` names the
+    settings a 401 or 403 asks the user to check."""
+
+    url: str
+    keys: str
+
+    def __init__(self, destination: DestinationConfig) -> None:
+        self.destination = destination
+
+    @property
+    def url_bytes(self) -> int:
+        return len(self.url.encode())
+
+    def pack(self, bodies: pl.Series) -> Sequence[Request]:
+        sizes = bodies.str.len_bytes().to_list()
+        return [Request(i, i + 1, size, bulk=False) for i, size in enumerate(sizes)]
+
+    def client(self, http: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            headers={"User-Agent": f"rokt-connector/{__version__}"},
+            timeout=httpx.Timeout(self.destination.timeout_s),
+            limits=httpx.Limits(max_connections=self.destination.concurrency),
+            transport=http,
+        )
+
+    def request(self, bodies: pl.Series, bulk: bool) -> tuple[str, str, bytes]:
+        [body] = bodies.to_list()
+        return "GET", self.url + body, b""
+
+    def classify(self, response: httpx.Response | None, error: Exception | None) -> Outcome:
+        return statuses.classify(response, error, self.keys)
+
+    def read(self, content: bytes, texts: list[str], ids: list[str], bulk: bool) -> Verdict:
+        return Verdict()  # one conversion per request: the status says it all
 
 
 class _HiddenUrls(logging.Filter):

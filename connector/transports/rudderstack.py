@@ -8,16 +8,13 @@ import re
 import uuid
 from collections.abc import Sequence
 
-import httpx
 import polars as pl
 
-from connector._version import __version__
 from connector.config import DestinationConfig
 from connector.digest import uuid5
 from connector.errors import SourceError
 from connector.spec import BY_COLUMN, EXTRA
-from connector.transports import query, statuses
-from connector.transports.base import Outcome, Request, Verdict
+from connector.transports import query
 
 PATH = "/pixel/v1/track"
 # Where RudderStack's Rokt destination reads each column (its ROKTConfig.json mapping).
@@ -125,41 +122,21 @@ def encode(frame: pl.DataFrame, event: str, url_bytes: int, redact: bool) -> pl.
     return query.with_bodies(frame, body, url_bytes)
 
 
-class RudderStack:
+class RudderStack(query.OneGet):
     """The RudderStack Pixel API of one destination; what its gateway accepted is all
     that can be known: it answers 200 whatever became of the event."""
 
+    keys = "destination.write_key"
+
     def __init__(self, destination: DestinationConfig) -> None:
+        super().__init__(destination)
         assert destination.write_key is not None
-        self.destination = destination
         write_key = query.percent(destination.write_key.get_secret_value())
-        self._url = f"{destination.root_url}{PATH}?writeKey={write_key}&"
+        self.url = f"{destination.root_url}{PATH}?writeKey={write_key}&"
         query.hide_in_httpx_logs(f"{destination.root_url}{PATH}")
 
     def encode(self, frame: pl.DataFrame, redact: bool = False) -> pl.DataFrame:
-        url_bytes = len(self._url.encode())
-        return encode(frame, self.destination.event, url_bytes, redact)
-
-    def pack(self, bodies: pl.Series) -> Sequence[Request]:
-        return query.one_per_request(bodies)
-
-    def client(self, http: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            headers={"User-Agent": f"rokt-connector/{__version__}"},
-            timeout=httpx.Timeout(self.destination.timeout_s),
-            limits=httpx.Limits(max_connections=self.destination.concurrency),
-            transport=http,
-        )
-
-    def request(self, bodies: pl.Series, bulk: bool) -> tuple[str, str, bytes]:
-        [body] = bodies.to_list()
-        return "GET", self._url + body, b""
-
-    def classify(self, response: httpx.Response | None, error: Exception | None) -> Outcome:
-        return statuses.classify(response, error, "destination.write_key")
-
-    def read(self, content: bytes, texts: list[str], ids: list[str], bulk: bool) -> Verdict:
-        return Verdict()
+        return encode(frame, self.destination.event, self.url_bytes, redact)
 
     def notes(self, columns: Sequence[str], hashed: Sequence[str]) -> list[str]:
         notes = [

@@ -45,6 +45,10 @@ def endpoint(
 
 
 def respond(reply: Reply) -> Response:
+    if reply.content is not None:
+        return Response(
+            reply.content, reply.status, headers=reply.headers, media_type=reply.media_type
+        )
     return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pixel_helpers import (
     EMAIL_HASH,
@@ -31,6 +33,20 @@ from connector.sandbox.pixel_common import receive
 
 def get(sandbox: Client, path: str) -> Any:
     return sandbox.request("GET", path, auth=None)
+
+
+def test_over_loopback_a_gif_a_403_and_a_414(sandbox_factory: Callable[..., Any]) -> None:
+    sandbox = sandbox_factory()  # the command's defaults: --api-key sandbox-key
+    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+        accepted = client.get(pixel_path(pixel_conversion(), key="sandbox-key"))
+        assert is_gif(accepted) and int(accepted.headers["content-length"]) == 43
+        forbidden = client.get(pixel_path(pixel_conversion(), key="another-key"))
+        assert refusal(forbidden) == (403, "forbidden") and "another-key" not in forbidden.text
+        long = pixel_path(pixel_conversion(ttl="x" * 9000), key="sandbox-key")
+        assert refusal(client.get(long)) == (414, "uri_too_long")
+    stats = sandbox.stats()
+    assert stats["requests_by_endpoint"]["pixel"] == 3
+    assert [r["transport"] for r in sandbox.records()] == ["pixel"]
 
 
 def test_an_accepted_conversion_is_answered_with_a_gif_and_recorded_parsed() -> None:

@@ -1,5 +1,5 @@
-"""`rokt-connector sandbox`: run the local Event API emulator, with the faults it
-injects on request; prints the URL it listens on once it is ready."""
+"""`rokt-connector sandbox`: run the local emulator of the Event API and the pixel endpoints,
+with the faults it injects on request; prints the URL it listens on once it is ready."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def sandbox_command(
             metavar="SECRET",
         ),
     ] = "sandbox-secret",
+    write_key: Annotated[
+        str,
+        typer.Option(
+            envvar="ROKT_SANDBOX_WRITE_KEY",
+            help="Write key the RudderStack pixel endpoint accepts; better set in the environment.",
+            metavar="KEY",
+        ),
+    ] = "sandbox-write-key",
     rate_limit: Annotated[
         float | None,
         typer.Option(min=0.001, help="Batches per second before 429.", metavar="RATE"),
@@ -127,13 +135,19 @@ def sandbox_command(
         ),
     ] = False,
 ) -> None:
-    """Run the local Event API emulator (strict as the platform; see the sandbox in the README)."""
+    """Emulate the Event API and the pixels (strict as the platform; see the sandbox in the README).
+
+    Serves POST /v2/events and /v2/bulkevents (HTTP Basic key:secret), GET /v1/{api_key}/Pixel
+    (Rokt's Pixel Service) and GET /pixel/v1/track?writeKey=... (RudderStack's Pixel API); the
+    pixels answer a 1x1 GIF.
+    """
     from connector.cli.render import fail
     from connector.sandbox import SandboxSettings, serve
 
     settings = SandboxSettings(
         api_key=api_key,
         api_secret=api_secret,
+        write_key=write_key,
         rate_limit=rate_limit,
         fail_rate=fail_rate,
         reject_rate=reject_rate,

@@ -1,6 +1,6 @@
-"""A strict local emulator of the Rokt Event API (mParticle's server-to-server `/v2`), run by
-`rokt-connector sandbox`: the public names of the package (see docs/sandbox.md and the
-README's "Rehearse without credentials: the sandbox").
+"""A strict local emulator of the Rokt Event API (mParticle's server-to-server `/v2`) and of
+the pixel endpoints, run by `rokt-connector sandbox`: the public names of the package (see
+docs/sandbox.md and the README's "Rehearse without credentials: the sandbox").
 """
 
 from connector.sandbox.app import create_app

@@ -1,6 +1,7 @@
 """The sandbox as an ASGI app (`create_app`): one `Sandbox` state, the routes of each endpoint
-family on it (the Event API today), and the inspection endpoints tests read it through:
-`GET /_sandbox/stats`, `GET /_sandbox/batches`, `POST /_sandbox/reset`.
+family on it (the Event API, Rokt's Pixel Service, RudderStack's Pixel API), and the
+inspection endpoints tests read it through: `GET /_sandbox/stats`, `GET /_sandbox/batches`,
+`POST /_sandbox/reset`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import connector.sandbox.events_api as events_api
+import connector.sandbox.pixel as pixel
+import connector.sandbox.rudderstack as rudderstack
 from connector.sandbox.endpoint import respond
 from connector.sandbox.reply import error
 from connector.sandbox.settings import SandboxSettings
@@ -22,7 +25,8 @@ _MAX_PAGE = 10_000
 def create_app(settings: SandboxSettings) -> Starlette:
     """The sandbox ASGI app; its state is `app.state.sandbox` (a `Sandbox`)."""
     sandbox = Sandbox(settings)
-    app = Starlette(routes=[*events_api.routes(sandbox), *_inspection(sandbox)])
+    families = [*events_api.routes(sandbox), *pixel.routes(sandbox), *rudderstack.routes(sandbox)]
+    app = Starlette(routes=[*families, *_inspection(sandbox)])
     app.state.sandbox = sandbox
     return app
 

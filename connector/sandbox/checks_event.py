@@ -5,10 +5,11 @@ conversiontype, amounts and quantity as the SDK sends them).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from connector.sandbox.checks_fields import (
+    DECIMAL,
+    DIGITS,
     MAX_DEPTH,
     UUID_PATTERN,
     Invalid,
@@ -40,8 +41,6 @@ CUSTOM_EVENT_TYPES = frozenset(
         *("user_preference", "social", "other", "media"),
     }
 )
-_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # the SDK sends numbers as text
-_DIGITS = re.compile(r"[0-9]+")
 _DATA_DEPTH = 4  # a batch's event data lies this many levels down
 # Event data whose values are checked to be scalars (custom attributes: next, by key).
 _BOUNDED_DATA_KEYS = frozenset(
@@ -151,7 +150,7 @@ def check_event(batch: dict[str, Any]) -> str:
     for key in ("amount", "margin"):
         value = attributes.get(key)
         if key in attributes and not (
-            is_number(value) or (isinstance(value, str) and _DECIMAL.fullmatch(value))
+            is_number(value) or (isinstance(value, str) and DECIMAL.fullmatch(value))
         ):
             raise Invalid(
                 "invalid_amount",
@@ -160,7 +159,7 @@ def check_event(batch: dict[str, Any]) -> str:
             )
     quantity = attributes.get("quantity")
     if "quantity" in attributes and not (
-        is_integer(quantity) or (isinstance(quantity, str) and _DIGITS.fullmatch(quantity))
+        is_integer(quantity) or (isinstance(quantity, str) and DIGITS.fullmatch(quantity))
     ):
         raise Invalid(
             "invalid_quantity",

@@ -14,6 +14,8 @@ from connector.values import UUID
 
 _HEX = re.compile(r"[0-9a-f]{64}")  # hashes are sent lower-case (docs/hashing.md)
 UUID_PATTERN = re.compile(UUID)
+DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # a number as text (the SDK's amounts)
+DIGITS = re.compile(r"[0-9]+")  # an integer as text
 _PATH_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")  # a key shown in a Path; others are not
 # The platform's JSON reader refuses deeper nesting (Newtonsoft's MaxDepth).
 MAX_DEPTH = 64

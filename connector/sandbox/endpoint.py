@@ -18,11 +18,15 @@ from connector.spec import MAX_REQUEST_BYTES
 Handler = Callable[[Request], Awaitable[Reply]]
 
 
-def endpoint(sandbox: Sandbox, handle: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint answering each request with `handle`'s reply."""
+def endpoint(
+    sandbox: Sandbox, name: str, handle: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint answering each request with `handle`'s reply; `name`: the
+    endpoint family its requests are counted under (`requests_by_endpoint`)."""
 
     async def answer(request: Request) -> Response:
         sandbox.tally.requests += 1
+        sandbox.tally.requests_by_endpoint[name] += 1
         sandbox.tally.in_flight += 1
         try:
             reply = await handle(request)
@@ -41,6 +45,10 @@ def endpoint(sandbox: Sandbox, handle: Handler) -> Callable[[Request], Awaitable
 
 
 def respond(reply: Reply) -> Response:
+    if reply.content is not None:
+        return Response(
+            reply.content, reply.status, headers=reply.headers, media_type=reply.media_type
+        )
     return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
 

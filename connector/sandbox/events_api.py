@@ -20,6 +20,7 @@ from connector.sandbox.state import Sandbox
 from connector.spec import MAX_BATCHES_PER_REQUEST, MAX_REQUEST_BYTES
 
 REJECTED_BY_SANDBOX = "rejected_by_sandbox"
+TRANSPORT = "events_api"  # how its records and requests are labelled
 
 
 def routes(sandbox: Sandbox) -> list[BaseRoute]:
@@ -36,7 +37,7 @@ def routes(sandbox: Sandbox) -> list[BaseRoute]:
             return reply
 
         path = "/v2/bulkevents" if bulk else "/v2/events"
-        return Route(path, endpoint(sandbox, handle), methods=["POST"])
+        return Route(path, endpoint(sandbox, TRANSPORT, handle), methods=["POST"])
 
     return [post(bulk=False), post(bulk=True)]
 
@@ -157,6 +158,7 @@ def _settle(sandbox: Sandbox, bulk: bool, verdicts: list[Checked | Invalid], tex
                 "source_request_id": request_id,
                 "environment": verdict.environment,
                 "confirmationref": verdict.confirmationref,
+                "transport": TRANSPORT,
                 "batch": verdict.batch,
             }
         )

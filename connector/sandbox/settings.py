@@ -27,6 +27,7 @@ class SandboxSettings:
 
     api_key: str = "sandbox-key"
     api_secret: str = field(default="sandbox-secret", repr=False)
+    write_key: str = field(default="sandbox-write-key", repr=False)  # the RudderStack pixel's
     rate_limit: float | None = None  # batches per second; None = unlimited
     fail_rate: float = 0.0
     reject_rate: float = 0.0

@@ -16,7 +16,8 @@ from connector.sandbox.settings import SandboxSettings
 
 HEADER_TIMEOUT = "header_timeout"  # keys of `Sandbox.connections_closed`
 OVER_LIMIT = "over_limit"
-_SHOWN_STATUSES = ("202", "400", "401", "403", "429", "500", "502", "503")
+_SHOWN_STATUSES = ("200", "202", "400", "401", "403", "414", "429", "500", "502", "503")
+ENDPOINTS = ("events_api", "pixel", "rudderstack_pixel")  # the families of `requests_by_endpoint`
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Tally:
     """Counts of this process's requests and answers (a restarted sandbox starts at 0)."""
 
     requests: int = 0
+    requests_by_endpoint: Counter[str] = field(default_factory=Counter)
     bulk_requests: int = 0  # of `requests`, those to /v2/bulkevents
     in_flight: int = 0
     max_batches_per_request: int = 0
@@ -76,6 +78,7 @@ class Sandbox:
         statuses.update({str(s): n for s, n in tally.responses_by_status.items()})
         return {
             "requests": tally.requests,
+            "requests_by_endpoint": {name: tally.requests_by_endpoint[name] for name in ENDPOINTS},
             "bulk_requests": tally.bulk_requests,
             "in_flight": tally.in_flight,
             "batches": records.batches,

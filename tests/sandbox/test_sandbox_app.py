@@ -21,10 +21,13 @@ def test_batches_pages_in_acceptance_order_and_keep_bodies_caps_them() -> None:
     assert first["received_at"] == 1_790_000_000.5
     assert first["source_request_id"] == batch(0)["source_request_id"]
     assert first["batch"] == batch(0)
+    assert first["transport"] == "events_api"
     page = sandbox.recorded("?offset=1&limit=1")
     assert [r["confirmationref"] for r in page["batches"]] == ["ORD-00001"]
     assert sandbox.recorded("?offset=10")["batches"] == []
-    assert sandbox.stats()["batches"] == 5
+    stats = sandbox.stats()
+    assert stats["batches"] == 5
+    assert stats["requests_by_endpoint"] == {"events_api": 1, "pixel": 0, "rudderstack_pixel": 0}
     for query in ["?offset=-1", "?limit=x", "?limit=10001"]:
         response = sandbox.request("GET", f"/_sandbox/batches{query}")
         assert (response.status_code, codes(response)) == (400, ["invalid_query"])
@@ -42,6 +45,8 @@ def test_reset_forgets_everything() -> None:
     assert stats["requests"] == stats["batches"] == stats["max_batches_per_request"] == 0
     assert stats["bulk_requests"] == 0
     assert set(stats["responses_by_status"].values()) == {0}
+    assert {"200", "202", "414"} <= set(stats["responses_by_status"])  # always listed
+    assert set(stats["requests_by_endpoint"].values()) == {0}
     assert sandbox.recorded() == {"total": 0, "batches": []}
     assert sandbox.post(BULK, hundred).status_code == 202  # bucket full again
     assert sandbox.stats()["resent"] == 0  # idempotency memory is gone too

@@ -4,6 +4,7 @@ and accepted; the file is private and never written through a link.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -42,6 +43,25 @@ def test_the_journal_brings_back_what_a_killed_sandbox_received(tmp_path: Path) 
     empty = Sandbox(SandboxSettings(journal=journal))
     assert empty.stats()["batches"] == 0
     empty.close()
+
+
+def test_a_journal_written_before_records_named_their_transport_still_replays(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "sandbox.journal"
+    first = Sandbox(SandboxSettings(journal=journal))
+    answer(first, bulk([batch(0)]))
+    first.close()
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    for line in lines:
+        line.get("accepted", {}).pop("transport", None)
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    again = Sandbox(SandboxSettings(journal=journal))
+    [record] = again.recorded()["batches"]
+    assert (record["confirmationref"], record["transport"]) == ("ORD-00000", "events_api")
+    answer(again, bulk([batch(0)]))
+    assert again.stats()["resent"] == 1
+    again.close()
 
 
 def test_the_journal_is_private_and_never_written_through_a_link(

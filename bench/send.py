@@ -12,12 +12,15 @@ about 92% valid) and, in one run, against sandboxes on loopback with no faults, 
      gave, and that every valid conversion was accepted exactly once;
   3. the batches of run 1, fetched back from its sandbox, sent through the official
      `mparticle` SDK (`EventsApi.bulk_upload_events`, 100 batches a call, synchronous)
-     to a fresh sandbox: model building and the upload loop timed separately.
+     to a fresh sandbox: model building and the upload loop timed separately;
+  4. the pixel transports (`pixel`, `rudderstack_pixel`; one conversion per GET) on a
+     warehouse of `--pixel-rows` rows: requests/s unthrottled, and the sustained rate
+     at the default limit of 100 requests/s (sandbox and connector) as a fraction of it.
 Prints a table and the connector/SDK ratio. The sandboxes run `connector.sandbox.serve`
 in child processes (as `python -m connector sandbox` does) so that every batch the first
 one accepts is kept for step 3.
 
-Usage: python bench/send.py [--rows N] [--limited-rows N]
+Usage: python bench/send.py [--rows N] [--limited-rows N] [--pixel-rows N]
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ REPO = Path(__file__).resolve().parents[1]
 ANCHOR = "2026-11-01"  # fixed, so the example rows are the same on every day
 SINCE = datetime(2026, 10, 1, tzinfo=UTC)  # the rows span [anchor - 25 days, anchor)
 UNTIL = datetime(2026, 11, 2, tzinfo=UTC)
-API_KEY, API_SECRET = "sandbox-key", "sandbox-secret"
+API_KEY, API_SECRET, WRITE_KEY = "sandbox-key", "sandbox-secret", "sandbox-write-key"
 LIMIT = 270.0  # batches per second: the Event API's documented default
+PIXEL_LIMIT = 100.0  # requests per second: the pixel transports' default
 UNTHROTTLED = 100_000.0  # the config's cap on max_batches_per_second
 CONCURRENCY = 8
 SDK_BATCHES_PER_CALL = 100
@@ -63,7 +67,11 @@ POLL_S = 0.25
 def _serve(rate_limit: float | None, keep_bodies: int, urls: Any) -> None:
     """Child process: the sandbox on a free loopback port; its URL goes to `urls`."""
     settings = SandboxSettings(
-        api_key=API_KEY, api_secret=API_SECRET, rate_limit=rate_limit, keep_bodies=keep_bodies
+        api_key=API_KEY,
+        api_secret=API_SECRET,
+        write_key=WRITE_KEY,
+        rate_limit=rate_limit,
+        keep_bodies=keep_bodies,
     )
     serve(settings, "127.0.0.1", 0, ready=urls.put)
 
@@ -183,20 +191,22 @@ def build_warehouse(directory: Path, rows: int) -> int:
     return valid
 
 
-def write_config(directory: Path, name: str, url: str, rate: float) -> Path:
+def write_config(
+    directory: Path, name: str, url: str, rate: float, transport: str = "events_api"
+) -> Path:
+    destination: dict[str, Any] = {"transport": transport, "base_url": url}
+    if transport == "events_api":
+        destination |= {"api_key": API_KEY, "api_secret": API_SECRET, "bulk": True}
+        destination["max_batches_per_second"] = rate
+    else:
+        destination |= {"api_key": API_KEY, "write_key": WRITE_KEY}
+        destination["max_requests_per_second"] = rate
     config = {
         "source": {
             "database": str(directory / "warehouse.duckdb"),
             "query": str(REPO / "sql" / "conversions.sql"),
         },
-        "destination": {
-            "base_url": url,
-            "api_key": API_KEY,
-            "api_secret": API_SECRET,
-            "bulk": True,
-            "max_batches_per_second": rate,
-            "concurrency": CONCURRENCY,
-        },
+        "destination": destination | {"concurrency": CONCURRENCY},
         "ledger": {"path": str(directory / f"{name}.ledger.duckdb")},  # fresh per run
     }
     path = directory / f"{name}.yaml"
@@ -267,11 +277,43 @@ def sdk_upload(url: str, models: list[Any]) -> tuple[int, float, str | None]:
     return calls, time.perf_counter() - started, None
 
 
+def pixels(directory: Path, valid: int) -> None:
+    """Run 4: each pixel transport unthrottled, then at PIXEL_LIMIT requests/s."""
+    print(f"\n4. the pixel transports, one conversion per GET ({valid:,} valid conversions)")
+    for transport in ("pixel", "rudderstack_pixel"):
+        with Sandbox() as box:
+            fast = run_sync(
+                write_config(directory, f"{transport}-fast", box.url, UNTHROTTLED, transport)
+            )
+        with Sandbox(rate_limit=PIXEL_LIMIT) as box:
+            config_path = write_config(directory, transport, box.url, PIXEL_LIMIT, transport)
+            with Poller(box.url) as poller:
+                limited = run_sync(config_path)
+            stats = box.stats()
+        sustained, counted, seconds = poller.sustained()
+        once = stats["unique_confirmationrefs"] == stats["batches"] == limited.accepted == valid
+        print(
+            f"   {transport}: unthrottled {fast.requests:,} requests in {fast.duration_s:.2f} s "
+            f"-> {fast.requests / fast.duration_s:,.0f} requests/s (whole run)\n"
+            f"   {'':{len(transport)}}  limit {PIXEL_LIMIT:g}/s: sustained {sustained:,.1f} "
+            f"requests/s = {sustained / PIXEL_LIMIT:.1%} of {PIXEL_LIMIT:g} ({counted:,} over "
+            f"{seconds:.2f} s, start-up excluded); 429s "
+            f"{stats['responses_by_status']['429']}; each accepted once: "
+            f"{'yes' if once and stats['duplicate_confirmationrefs'] == 0 else 'NO'}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000, help="example rows, runs 1 and 3")
     parser.add_argument("--limited-rows", type=int, default=8_000, help="example rows, run 2")
+    parser.add_argument("--pixel-rows", type=int, default=2_000, help="example rows, run 4")
+    parser.add_argument("--only-pixels", action="store_true", help="run 4 alone")
     args = parser.parse_args()
+    if args.only_pixels:
+        with tempfile.TemporaryDirectory() as tmp:
+            pixels(Path(tmp), build_warehouse(Path(tmp), args.pixel_rows))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         fast_dir, limited_dir = Path(tmp, "unthrottled"), Path(tmp, "limited")
         fast_dir.mkdir()
@@ -379,6 +421,9 @@ def main() -> None:
             f"connector / SDK upload: {ratio:.1f}x (connector run incl. query + preparation); "
             f"{wire_rate / sdk_rate:.1f}x over the connector's time on the wire"
         )
+        pixel_dir = Path(tmp, "pixels")
+        pixel_dir.mkdir()
+        pixels(pixel_dir, build_warehouse(pixel_dir, args.pixel_rows))
 
 
 if __name__ == "__main__":

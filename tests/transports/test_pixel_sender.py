@@ -97,10 +97,11 @@ def test_a_refused_key_stops_the_run_and_names_the_setting_not_the_key(
     assert KEY not in str(stopped.value) and WRITE_KEY not in str(stopped.value)
 
 
-def test_the_rate_is_max_requests_per_second_and_a_run_starts_with_one_token() -> None:
-    sender = Sender(httpx.AsyncClient(), destination("pixel", max_requests_per_second=5))
-    assert sender._bucket.rate == 5
-    assert destination("pixel").per_request == destination("rudderstack_pixel").per_request == 1
+def test_the_rate_is_max_requests_per_second_one_conversion_per_request() -> None:
+    slow = destination("pixel", max_requests_per_second=5)
+    assert (slow.rate, slow.per_request) == (5, 1)
+    assert destination("rudderstack_pixel").per_request == 1
+    assert DestinationConfig.model_validate(CONFIGS["pixel"]).rate == 100  # the default
 
 
 @pytest.mark.parametrize("kind", ["pixel", "rudderstack_pixel"])

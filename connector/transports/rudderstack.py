@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
+import httpx
 import polars as pl
 
 from connector.config import DestinationConfig
@@ -15,8 +17,10 @@ from connector.digest import uuid5
 from connector.errors import SourceError
 from connector.spec import BY_COLUMN, EXTRA
 from connector.transports import query
+from connector.transports.base import Outcome
 
 PATH = "/pixel/v1/track"
+GATEWAY_ACCEPTED = "accepted by RudderStack's gateway (it answers 200 whatever becomes of an event)"
 # Where RudderStack's Rokt destination reads each column (its ROKTConfig.json mapping).
 READ_BY_ROKT = {
     "customerid": "userId",
@@ -137,6 +141,12 @@ class RudderStack(query.OneGet):
 
     def encode(self, frame: pl.DataFrame, redact: bool = False) -> pl.DataFrame:
         return encode(frame, self.destination.event, self.url_bytes, redact)
+
+    def classify(self, response: httpx.Response | None, error: Exception | None) -> Outcome:
+        outcome = super().classify(response, error)
+        if outcome.action != "accept":
+            return outcome
+        return replace(outcome, message=GATEWAY_ACCEPTED)  # the ledger's attempt says so
 
     def notes(self, columns: Sequence[str], hashed: Sequence[str]) -> list[str]:
         notes = [

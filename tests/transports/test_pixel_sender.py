@@ -72,6 +72,8 @@ def test_rudderstack_sends_the_write_key_first_in_the_query() -> None:
     [request] = seen
     assert str(request.url) == f"http://127.0.0.1:9/pixel/v1/track?writeKey={WRITE_KEY}&a=1&ref=0"
     assert delivery.status == {"r0": ("accepted", None)}
+    [attempt] = delivery.settlements[0].history  # what the ledger's attempts table keeps
+    assert attempt.message.startswith("accepted by RudderStack's gateway")
 
 
 @pytest.mark.parametrize("kind", ["pixel", "rudderstack_pixel"])

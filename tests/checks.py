@@ -31,12 +31,15 @@ class LedgerRow(NamedTuple):
     reason: str | None
     attempts: int
     request_id: str | None
+    payload_sha256: str | None
+    transport: str | None
 
 
 def ledger_rows(path: Path) -> dict[str, LedgerRow]:
     with duckdb.connect(str(path), read_only=True) as con:
         rows = con.sql(
-            "SELECT confirmationref, status, reason, attempts, request_id FROM ledger"
+            "SELECT confirmationref, status, reason, attempts, request_id, payload_sha256, "
+            "transport FROM ledger"
         ).fetchall()
     return {ref: LedgerRow(*rest) for ref, *rest in rows}
 
@@ -124,7 +127,7 @@ def assert_each_valid_conversion_once(
     assert stats["duplicate_confirmationrefs"] == 0
     assert stats["unique_confirmationrefs"] == stats["batches"] == len(accepted)
     assert {r["confirmationref"]: r["source_request_id"] for r in records} == {
-        ref: rows[ref].request_id for ref in accepted
+        ref: receipt_key(rows[ref]) for ref in accepted
     }
     assert sum(run.report["accepted"] for run in runs) == len(accepted)
     assert sum(run.report["rejected"] for run in runs) == len(rejected)
@@ -133,6 +136,13 @@ def assert_each_valid_conversion_once(
     limit = max_attempts * len(runs) * (2 if any(run.report["isolated"] for run in runs) else 1)
     assert max(row.attempts for ref, row in rows.items() if ref in accepted | rejected) <= limit
     assert 1 <= stats["max_receipts"] <= limit
+
+
+def receipt_key(row: LedgerRow) -> str | None:
+    """The id the sandbox records a conversion under: an Event API batch's
+    `source_request_id`, a pixel request's SHA-256 of its query (the ledger's
+    `payload_sha256`, which leaves the write key out as the sandbox does)."""
+    return row.request_id if row.transport == "events_api" else row.payload_sha256
 
 
 # Where each row a run reads ends up: exactly one of these counts of its report.

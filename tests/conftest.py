@@ -206,3 +206,36 @@ def sync_config(
         },
     )
     return write_config(tmp, config)
+
+
+PIXEL_KINDS = ("pixel", "rudderstack_pixel")
+# What each pixel transport needs, as a user writes it (the sandbox's default keys).
+PIXEL_KEYS: dict[str, dict[str, str]] = {
+    "pixel": {"api_key": "sandbox-key"},
+    "rudderstack_pixel": {"write_key": "sandbox-write-key"},
+}
+
+
+def for_transport(destination: dict[str, Any]) -> dict[str, Any]:
+    """`destination` with only the keys its transport reads: no Event API secret (nor,
+    for RudderStack, the API key), the rate as `max_requests_per_second`."""
+    kind = destination.get("transport", "events_api")
+    if kind == "events_api":
+        return destination
+    unused = {"api_secret"} | ({"api_key"} if kind == "rudderstack_pixel" else set())
+    kept = {k: v for k, v in destination.items() if k not in unused}
+    if "max_batches_per_second" in kept:
+        kept["max_requests_per_second"] = kept.pop("max_batches_per_second")
+    return kept
+
+
+def pixel_sync_config(
+    tmp: Path, example_dir: Path, url: str, kind: str, chunk_rows: int = 1000, **destination: Any
+) -> Path:
+    """`sync_config` for the pixel transport `kind`, with only the keys it reads."""
+    path = sync_config(
+        tmp, example_dir, url, chunk_rows, transport=kind, **(PIXEL_KEYS[kind] | destination)
+    )
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["destination"] = for_transport(config["destination"])
+    return write_config(tmp, config)

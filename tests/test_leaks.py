@@ -6,15 +6,20 @@ and failure paths. Each run's stdout, stderr (logs, progress bar, errors), JSON
 reports, the ledger (every text column of every table, and the raw bytes of the
 file, its WAL and marker) and every other file it wrote are scanned for the key, the
 secret, the Basic credentials and every raw email, first name, last name and phone
-of the source (as given, trimmed, lower-cased; phones also as digits only).
-TLS verification stays on, `http://` is for loopback only, and what the connector
-writes is owner-only.
+of the source (as given, trimmed, lower-cased; phones also as digits only). The
+pixel transports' cases add their keys, which travel in every request's URL: the
+Pixel Service's API key (in the path) and RudderStack's write key (in the query);
+httpx's own log lines, when an application logs httpx at DEBUG, show neither, nor the
+query. TLS verification stays on, `http://` is for loopback only, and what the
+connector writes is owner-only.
 """
 
 from __future__ import annotations
 
 import ast
 import base64
+import io
+import logging
 import os
 import pty
 import re
@@ -37,8 +42,17 @@ import httpx
 import pytest
 import trustme
 import typer.main
-from conftest import REPO, SandboxProcess, base_config, cli, write_config
+from conftest import (
+    PIXEL_KINDS,
+    REPO,
+    SandboxProcess,
+    base_config,
+    cli,
+    for_transport,
+    write_config,
+)
 
+import connector
 from connector.cli import app
 from connector.config import load_config
 from connector.engine import run as engine
@@ -47,12 +61,16 @@ from connector.errors import ConfigError
 pytestmark = pytest.mark.e2e
 KEY = "key-Leak-Probe-3c9e7d41"
 SECRET = "secret-Leak-Probe-8f21ab90"
-ENV = {"ROKT_LEAK_KEY": KEY, "ROKT_LEAK_SECRET": SECRET}
+WRITE_KEY = "write-Leak-Probe-6d0e5a13"  # RudderStack's
+ENV = {"ROKT_LEAK_KEY": KEY, "ROKT_LEAK_SECRET": SECRET, "ROKT_LEAK_WRITE_KEY": WRITE_KEY}
 WINDOW = ["--since", "2026-09-01", "--until", "2026-11-02"]
 SINCE, UNTIL = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
 BACKFILL = ["--since", "2026-10-02", "--until", "2026-11-01", "--window", "1w"]
 StartSandbox = Callable[..., SandboxProcess]
-SANDBOX_OPTIONS = ["--api-key", KEY, "--api-secret", SECRET, "--reject-rate", "0.05", "--seed", "1"]
+SANDBOX_OPTIONS = [
+    *("--api-key", KEY, "--api-secret", SECRET, "--write-key", WRITE_KEY),
+    *("--reject-rate", "0.05", "--seed", "1"),
+]
 
 
 # ------------------------------------------------------------------- what to find
@@ -114,6 +132,7 @@ def _forms(value: str | None) -> set[str]:
 def needles(example_dir: Path) -> Needles:
     basic = base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
     exact = {KEY: "the API key", SECRET: "the API secret", basic: "the Basic credentials"}
+    exact[WRITE_KEY] = "the write key"
     emails: dict[str, set[str]] = {}
     phones: set[str] = set()
     names: dict[str, str] = {}
@@ -152,6 +171,7 @@ class Case:
     terminal: bool = False  # stderr is a terminal: the progress bar draws
     expect: str = ""  # a phrase the run prints (proves the path was taken)
     synced: str = ""  # "ledger": start from a synced ledger; "marker": only its marker
+    transport: str = "events_api"  # the destination's (a synced ledger is synced by it)
 
 
 CASES: dict[str, Case] = {
@@ -233,6 +253,76 @@ CASES: dict[str, Case] = {
         "WHERE $since < $until",
         expect="Could not convert string '<value>'",
     ),
+    # the pixel transports: their keys are in every URL, the values sent in its query
+    "pixel: validate --json --show": Case(
+        "validate", ["--json", "--show", "5"], 1, expect="dt=AppEvent", transport="pixel"
+    ),
+    "pixel: sync --log-format json": Case(
+        "sync", ["--log-format", "json"], 1, expect="run_finished", transport="pixel"
+    ),
+    "pixel: sync --json": Case(
+        "sync", ["--json", "--limit", "500"], 1, expect='"accepted"', transport="pixel"
+    ),
+    "pixel: sync, key refused": Case(
+        "sync",
+        ["--json"],
+        3,
+        sandbox="other",
+        expect="credentials refused (HTTP 403); check destination.api_key",
+        transport="pixel",
+    ),
+    "pixel: backfill --plan": Case(
+        "backfill", [*BACKFILL, "--plan"], 0, expect="rows", transport="pixel"
+    ),
+    "pixel: ledger show REF": Case(
+        "ledger show", ["ORD-0000001"], 0, synced="ledger", expect="pixel", transport="pixel"
+    ),
+    "pixel: ledger export csv": Case(
+        "ledger export",
+        ["--out", "{tmp}/export.csv"],
+        0,
+        synced="ledger",
+        expect="exported",
+        transport="pixel",
+    ),
+    "rudderstack_pixel: validate --show": Case(
+        "validate", ["--show", "5"], 1, expect="anonymousId=", transport="rudderstack_pixel"
+    ),
+    "rudderstack_pixel: sync --log-format json": Case(
+        "sync",
+        ["--log-format", "json"],
+        1,
+        expect="run_finished",
+        transport="rudderstack_pixel",
+    ),
+    "rudderstack_pixel: sync with progress bar and text logs": Case(
+        "sync", ["--limit", "500"], 1, terminal=True, expect="rows", transport="rudderstack_pixel"
+    ),
+    "rudderstack_pixel: sync, endpoint unreachable": Case(
+        "sync",
+        ["--json"],
+        3,
+        config={"destination": {"base_url": "http://127.0.0.1:9", "max_attempts": 2}},
+        sandbox="none",
+        expect="unreachable",
+        transport="rudderstack_pixel",
+    ),
+    "rudderstack_pixel: ledger export parquet": Case(
+        "ledger export",
+        ["--out", "{tmp}/export.parquet"],
+        0,
+        synced="ledger",
+        expect="exported",
+        transport="rudderstack_pixel",
+    ),
+    "rudderstack_pixel: ledger reconcile": Case(
+        "ledger reconcile",
+        [],
+        0,
+        synced="ledger",
+        expect="Reconciled",
+        transport="rudderstack_pixel",
+    ),
 }
 # When a command is added to the CLI, add its cases above: the test below fails
 # until every command has one.
@@ -284,24 +374,44 @@ def main_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     process.wait(timeout=10)
 
 
+def destination(url: str, transport: str, from_env: bool = True) -> dict[str, Any]:
+    """The destination of `transport` at `url`, its keys read from the environment (ENV)
+    as in production, or (`from_env` false) written in the config; no rate limit to
+    speak of."""
+    keys = {"api_key": KEY, "api_secret": SECRET, "write_key": WRITE_KEY}
+    if from_env:
+        keys = {name: f"${{{variable}}}" for variable, name in zip(ENV, keys, strict=True)}
+    if transport != "rudderstack_pixel":
+        del keys["write_key"]
+    values = {"base_url": url, "transport": transport, "max_batches_per_second": 20_000}
+    return for_transport(values | keys)
+
+
 @pytest.fixture(scope="module")
-def synced_ledger(
+def synced_ledgers(
     tmp_path_factory: pytest.TempPathFactory, example_dir: Path, main_sandbox: tuple[str, Path]
-) -> Path:
-    """A ledger (and its marker) after a sync of the example warehouse, for the audit
-    commands to read."""
-    tmp = tmp_path_factory.mktemp("synced")
-    config = base_config(
-        tmp,
-        source={
-            "database": str(example_dir / "warehouse.duckdb"),
-            "query": str(REPO / "sql" / "conversions.sql"),
-        },
-        destination={"base_url": main_sandbox[0], "api_key": KEY, "api_secret": SECRET},
-    )
-    report = engine.sync(load_config(write_config(tmp, config)), SINCE, UNTIL)
-    assert report.accepted > 1000, report.message
-    return tmp
+) -> Callable[[str], Path]:
+    """The folder of a ledger (and its marker) after a sync of the example warehouse by
+    a transport, for the audit commands to read; each synced once, when first asked."""
+    synced: dict[str, Path] = {}
+
+    def ledger_of(transport: str) -> Path:
+        if transport not in synced:
+            tmp = tmp_path_factory.mktemp(f"synced_{transport}")
+            config = base_config(
+                tmp,
+                source={
+                    "database": str(example_dir / "warehouse.duckdb"),
+                    "query": str(REPO / "sql" / "conversions.sql"),
+                },
+                destination=destination(main_sandbox[0], transport, from_env=False),
+            )
+            report = engine.sync(load_config(write_config(tmp, config)), SINCE, UNTIL)
+            assert report.accepted > 1000, report.message
+            synced[transport] = tmp
+        return synced[transport]
+
+    return ledger_of
 
 
 def _on_terminal(args: list[str]) -> tuple[int, str, str]:
@@ -350,7 +460,7 @@ def test_no_secret_and_no_raw_pii_anywhere(
     needles: Needles,
     main_sandbox: tuple[str, Path],
     sandbox_factory: StartSandbox,
-    synced_ledger: Path,
+    synced_ledgers: Callable[[str], Path],
 ) -> None:
     case = CASES[name]
     url = main_sandbox[0]
@@ -364,18 +474,12 @@ def test_no_secret_and_no_raw_pii_anywhere(
     config = base_config(
         tmp_path,
         source={"database": str(example_dir / "warehouse.duckdb"), "query": "query.sql"},
-        destination={
-            "base_url": url,
-            "api_key": "${ROKT_LEAK_KEY}",
-            "api_secret": "${ROKT_LEAK_SECRET}",
-            "max_batches_per_second": 20_000,
-            "retry_base_s": 0.01,
-            "retry_max_s": 0.05,
-        },
+        destination={**destination(url, case.transport), "retry_base_s": 0.01, "retry_max_s": 0.05},
     )
     for section, values in case.config.items():
         config[section] = {**config[section], **values}
     inputs = {write_config(tmp_path, config), query}
+    synced_ledger = synced_ledgers(case.transport if case.synced else "events_api")
     for name in {
         "ledger": ["ledger.duckdb", "ledger.duckdb.marker.json"],
         "marker": ["ledger.duckdb.marker.json"],
@@ -427,6 +531,56 @@ def test_what_the_platform_received_holds_no_raw_pii(
     assert "listening on" in text
     found += needles.find("the sandbox's output", text)
     assert not found, "\n".join(found[:20])
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "LocalHost"])
+@pytest.mark.parametrize("kind", PIXEL_KINDS)
+def test_httpx_logs_at_debug_show_no_key_and_no_query(
+    kind: str,
+    host: str,
+    tmp_path: Path,
+    example_dir: Path,
+    main_sandbox: tuple[str, Path],
+    needles: Needles,
+) -> None:
+    """An application that embeds the connector and logs everything at DEBUG (what
+    `logging.basicConfig(level=logging.DEBUG)` sets up) gets httpx's and httpcore's own
+    lines: each request shows as its host alone, never the key (the Pixel Service's in
+    the path, RudderStack's in the query) nor the values sent. Also for a base_url that
+    httpx writes otherwise than the user did (a host name in capitals)."""
+    url = main_sandbox[0].replace("127.0.0.1", host)
+    config = base_config(
+        tmp_path,
+        source={
+            "database": str(example_dir / "warehouse.duckdb"),
+            "query": str(REPO / "sql" / "conversions.sql"),
+        },
+        destination=destination(url, kind, from_env=False),
+    )
+    path = write_config(tmp_path, config)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # as logging.basicConfig adds to the root
+    handler.setFormatter(logging.Formatter(logging.BASIC_FORMAT))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        report = connector.sync(path, SINCE, UNTIL, limit=300)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    text = stream.getvalue()
+
+    shown = f"GET http://{host.lower()}:{url.rsplit(':', 1)[1]}/<hidden> "
+    requests = [line for line in text.splitlines() if "HTTP Request: GET" in line]
+    assert len(requests) == report.requests > 200  # one line per request, each hidden
+    assert all(shown in line for line in requests), requests[:3]
+    assert "DEBUG:httpcore.http11:send_request_headers" in text  # really at DEBUG
+    found = needles.find("the log at DEBUG", text)
+    assert not found, "\n".join(found[:20])
+    for sent in ("/v1/", "/pixel/v1/track", "writeKey", "dt=AppEvent", "properties.", "?"):
+        assert sent not in text, f"{sent!r} in the log"
 
 
 # ---------------------------------------------------------------------------- TLS

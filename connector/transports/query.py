@@ -154,8 +154,9 @@ _HIDDEN = _HiddenUrls()
 
 def hide_in_httpx_logs(prefix: str) -> None:
     """Keep URLs starting with `prefix` out of httpx's log records (an application that
-    logs httpx at INFO would otherwise write each request's URL)."""
-    _HIDDEN.prefixes.add(prefix)
+    logs httpx at INFO would otherwise write each request's URL). `prefix` is compared as
+    httpx writes it (`https://Host:443/...` is logged `https://host/...`)."""
+    _HIDDEN.prefixes.add(str(httpx.URL(prefix)))
     logger = logging.getLogger("httpx")
     if _HIDDEN not in logger.filters:
         logger.addFilter(_HIDDEN)

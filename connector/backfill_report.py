@@ -37,8 +37,9 @@ class BackfillPlan:
     window: timedelta
     now: datetime
     oldest_event: datetime  # now - sync.max_event_age
-    max_batches_per_second: float
+    rate: float  # conversions per second the destination is sent
     windows: list[WindowPlan]
+    unit: str = "batches"  # what the rate counts: batches (Event API), requests (pixels)
 
     @property
     def to_run(self) -> list[WindowPlan]:
@@ -49,8 +50,8 @@ class BackfillPlan:
         return sum(int(getattr(w, count) or 0) for w in self.to_run)
 
     def estimated_s(self, batches: int) -> float:
-        """Seconds to send `batches` at `max_batches_per_second`."""
-        return round(batches / self.max_batches_per_second, 1)
+        """Seconds to send `batches` at `rate`."""
+        return round(batches / self.rate, 1)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -59,7 +60,7 @@ class BackfillPlan:
             "window_s": self.window.total_seconds(),
             "now": iso(self.now),
             "oldest_event": iso(self.oldest_event),
-            "max_batches_per_second": self.max_batches_per_second,
+            f"max_{self.unit}_per_second": self.rate,
             "windows_total": len(self.windows),
             "windows_done": len(self.windows) - len(self.to_run),
             "rows": self.total("rows"),

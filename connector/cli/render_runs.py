@@ -152,7 +152,7 @@ def print_plan(plan: BackfillPlan) -> None:
     say(
         f"{len(plan.windows) - len(plan.to_run)} window(s) finished earlier are skipped. "
         f"To run: {plan.total('rows'):,} rows, at most {batches:,} batches, about "
-        f"{duration(plan.estimated_s(batches))} at {plan.max_batches_per_second:,g} batches/s."
+        f"{duration(plan.estimated_s(batches))} at {plan.rate:,g} {plan.unit}/s."
     )
     if plan.total("too_old"):
         say(

@@ -4,7 +4,7 @@ Owns: splitting `[since, until)` into windows; which windows are already done (a
 window that lies inside windows the ledger's `backfill_windows` records as finished
 is skipped, whichever backfill finished them); the plan (a count query per window,
 the rows older than `sync.max_event_age`, batches and duration at
-`max_batches_per_second`); and running the windows left, oldest first, as runs of
+`destination.rate`); and running the windows left, oldest first, as runs of
 mode `backfill` in one event loop on one open ledger, recording each window whose
 every row got a final outcome. Must not: read, transform or send rows itself (each
 window is an `engine.run`), or take the ledger's write lock for a plan.
@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from connector import logs
 from connector.backfill_report import BackfillPlan, BackfillReport, WindowPlan, WindowReport
 from connector.clock import oldest_event
-from connector.config import Config
+from connector.config import Config, Transport
 from connector.engine import run as engine
 from connector.ledger import Ledger, finished_windows
 from connector.report import RunReport
@@ -78,7 +78,9 @@ def plan(
         w.too_old = rows if w.until <= oldest else 0
     for w, too_old in zip(straddling, numbers[len(to_run) :], strict=True):
         w.too_old = too_old
-    return BackfillPlan(since, until, window, now, oldest, config.destination.rate, windows)
+    destination = config.destination
+    unit = "batches" if destination.transport == Transport.EVENTS_API else "requests"
+    return BackfillPlan(since, until, window, now, oldest, destination.rate, windows, unit)
 
 
 async def _run_windows(

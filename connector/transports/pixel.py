@@ -79,7 +79,8 @@ def encode(frame: pl.DataFrame, environment: str, url_bytes: int, redact: bool) 
     }
     unsafe = {c: int(hit.sum()) for c, hit in commas.items() if hit.any()}
     for column, rows in unsafe.items() if not redact else ():  # shown rows: said before
-        logs.event("pixel_unsafe_value", logging.WARNING, column=column, rows=rows)
+        name = column.removeprefix(EXTRA)
+        logs.event("pixel_unsafe_value", logging.WARNING, column=name, rows=rows)
     hidden = query.hidden_columns(frame, redact)
     dbg = "true" if environment == "development" else "false"
     fixed = pl.concat_str(

@@ -268,6 +268,9 @@ def test_backfill_then_reconcile_finds_every_conversion_accepted(
     assert len(plan["windows"]) == 4
     assert plan["rows"] == sum(w["rows"] for w in plan["windows"]) == manifest["rows"]
     assert plan["estimated_s"] == round(plan["batches"] / 500, 1)
+    assert plan["max_requests_per_second"] == 500 and "max_batches_per_second" not in plan
+    text = cli(*args[:-1], "--plan").stdout  # what a person reads
+    assert "at 500 requests/s." in " ".join(text.split())
 
     result = cli(*args)
     assert result.returncode == 1, result.stderr  # the dirty rows

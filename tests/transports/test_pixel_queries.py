@@ -198,3 +198,19 @@ def test_rudderstack_refuses_an_extra_column_it_would_read_as_a_path() -> None:
     with pytest.raises(SourceError, match=r"column order\.total: RudderStack reads a dot"):
         transport_for(RUDDER).encode(valid)
     assert transport_for(PIXEL).encode(valid)["_reason"].to_list() == [None]
+
+
+def test_the_comma_warning_names_an_extra_column_as_the_query_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rows = {
+        "confirmationref": ["A"],
+        "conversiontype": ["purchase"],
+        "event_time": ["2026-11-30T12:00:00Z"],
+        "email": ["x@example.com"],
+        "color": ["red, blue"],
+    }
+    valid, _ = split(transform(pl.DataFrame(rows), MAPPING, "development"))
+    with caplog.at_level(logging.WARNING, logger="connector"):
+        assert transport_for(PIXEL).encode(valid)["_reason"].to_list() == ["pixel_unsafe_value"]
+    assert "pixel_unsafe_value column=color rows=1" in caplog.text

@@ -176,12 +176,15 @@ def _reasons(report: ReportData) -> str:
             [escape(w["warning"]), _n(w["conversions"]), escape(w["hint"])] for w in report.warnings
         ]
         head = ["field warning", "conversions", "what it means"]
-        warnings = "<h3>Sent without a field</h3>" + _table(head, rows, {1: "num"})
+        warnings = (
+            '<section id="warnings"><h3>Sent without a field</h3>'
+            f"{_table(head, rows, {1: 'num'})}</section>"
+        )
     return (
         '<section id="reasons"><h2>Rejections by reason</h2>'
         f'<p class="lead">{_n(report.reasons_total)} conversions rejected or failed; the '
         f"{len(report.reasons)} largest reasons, with the first refs of each.</p>"
-        f"{body}{warnings}</section>"
+        f"{body}</section>{warnings}"
     )
 
 

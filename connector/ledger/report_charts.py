@@ -5,6 +5,7 @@ ready to be inlined in one HTML page beside the others."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import altair as alt
@@ -26,6 +27,8 @@ RUN_COLORS = {
 }
 REASON_CHARS = 60  # a longer reason is cut in the chart (the table has it whole)
 UTC = alt.Scale(type="utc")
+RUN_PADDING = timedelta(minutes=30)  # at least, either side of the runs
+DAY = alt.Axis(format="%b %d")
 _VL_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
 _ID = re.compile(r'\bid="([^"]+)"')
 
@@ -43,6 +46,14 @@ def _status_color(
     return alt.Color("status:N", scale=scale, title=title, sort=shown)
 
 
+def _days_axis(report: ReportData) -> alt.Axis:
+    """Dates as `Nov 24`; a tick a day while a month or less is shown (not at noons)."""
+    days = {row["event_day"] for row in report.days}
+    if report.weekly or len(days) > 31:
+        return DAY
+    return alt.Axis(format="%b %d", tickCount={"interval": "day", "step": 1})
+
+
 def days_chart(report: ReportData) -> alt.Chart:
     """Conversions per event day (or week), stacked by status."""
     unit = "week" if report.weekly else "day"
@@ -50,7 +61,7 @@ def days_chart(report: ReportData) -> alt.Chart:
         alt.Chart(_data(report.days), description=f"Conversions per event {unit}, by status")
         .mark_bar(aria=False)  # a label per bar of a year of days would double the page
         .encode(
-            x=alt.X("event_day:T", title=f"event {unit} (UTC)", scale=UTC),
+            x=alt.X("event_day:T", title=f"event {unit} (UTC)", scale=UTC, axis=_days_axis(report)),
             x2="end:T",
             y=alt.Y("sum(conversions):Q", title="conversions", stack=True),
             color=_status_color(report.days),
@@ -106,6 +117,15 @@ def delay_chart(report: ReportData) -> alt.Chart:
     return chart
 
 
+def _run_time(report: ReportData) -> alt.Scale:
+    """The runs' start times, with room either side: runs minutes apart read as times
+    of day, not as milliseconds."""
+    starts = [run["started_at"] for run in report.runs]
+    pad = max((max(starts) - min(starts)) / 20, RUN_PADDING)
+    edges = [(moment.timestamp() * 1000) for moment in (min(starts) - pad, max(starts) + pad)]
+    return alt.Scale(type="utc", domain=edges)
+
+
 def runs_chart(report: ReportData) -> alt.VConcatChart:
     """Each run by its start: its duration and the rows it read, colored by status."""
     rows = [
@@ -118,7 +138,7 @@ def runs_chart(report: ReportData) -> alt.VConcatChart:
         for run in report.runs
     ]
     base = alt.Chart(_data(rows)).encode(
-        x=alt.X("started_at:T", title="run started (UTC)", scale=UTC),
+        x=alt.X("started_at:T", title="run started (UTC)", scale=_run_time(report)),
         color=_status_color(rows, RUN_COLORS, "run status"),
     )
     duration = base.mark_circle(size=60, opacity=0.9).encode(
@@ -141,7 +161,7 @@ def requests_chart(report: ReportData) -> alt.Chart:
         alt.Chart(_data(rows))
         .mark_line(point=True)
         .encode(
-            x=alt.X("started_at:T", title="run started (UTC)", scale=UTC),
+            x=alt.X("started_at:T", title="run started (UTC)", scale=_run_time(report)),
             y=alt.Y("count:Q", title="per run"),
             color=alt.Color(
                 "what:N",
@@ -160,7 +180,7 @@ def audiences_chart(report: ReportData) -> alt.Chart:
         alt.Chart(_data(report.audiences or []))
         .mark_bar()
         .encode(
-            x=alt.X("day:T", title="day (UTC)", scale=UTC, timeUnit="utcyearmonthdate"),
+            x=alt.X("day:T", title="day (UTC)", scale=UTC, timeUnit="utcyearmonthdate", axis=DAY),
             y=alt.Y("sum(changes):Q", title="changes"),
             color=alt.Color("change:N", title="change"),
         )

@@ -40,7 +40,8 @@ th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line
 th { background: #eef0f4; font-weight: 600; }
 th.num { text-align: right; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.reason { max-width: 300px; overflow-wrap: anywhere; }
+td.reason { min-width: 140px; max-width: 300px; overflow-wrap: break-word; }
+.scroll { overflow-x: auto; }
 td.time { white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 p.empty { padding: 18px; border: 1px dashed var(--line); color: var(--muted); }
@@ -50,7 +51,8 @@ p.empty { padding: 18px; border: 1px dashed var(--line); color: var(--muted); }
   main { max-width: 100%; padding: 0; }
   section, figure, tr { break-inside: avoid; }
   h2 { break-after: avoid; }
-  figure { overflow: visible; }
+  figure, .scroll { overflow: visible; }
+  table { font-size: 9pt; }
 }
 """
 
@@ -91,7 +93,10 @@ def _table(head: list[str], rows: list[list[str]], classes: dict[int, str]) -> s
         "<tr>" + "".join(f"<td{c}>{v}</td>" for c, v in zip(cls, row, strict=True)) + "</tr>"
         for row in rows
     )
-    return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        f'<div class="scroll"><table><thead><tr>{header}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _figure(name: str, chart: Any) -> str:
@@ -119,7 +124,13 @@ def _headline(report: ReportData) -> str:
             "accepted",
         ),
         _card("pending", "Pending now", by["pending"], "sent, no answer recorded yet"),
-        _card("failed", "Failed now", by["failed"], "the next sync sends them again", "failed"),
+        _card(
+            "failed",
+            "Failed now",
+            by["failed"],
+            "the next sync sends them again",
+            "failed" if by["failed"] else "",
+        ),
         _card("rejected", "Rejected by the platform", by["rejected"]),
         _card("rejected_local", "Rejected by the connector", by["rejected_local"], "never sent"),
     ]
@@ -216,7 +227,7 @@ def _runs(report: ReportData) -> str:
         [
             _time(r["started_at"], ""),
             escape(r["mode"]),
-            escape(r["status"]),
+            escape(r["status"]).replace("_", "_<wbr>"),  # may break after an underscore
             _n(r["exit_code"]),
             span(r["duration_s"]),
             *(_n(r[k]) for k in ("rows_read", "accepted", "rejected", "failed")),

@@ -49,7 +49,7 @@ p.empty { padding: 18px; border: 1px dashed var(--line); color: var(--muted); }
   @page { size: A4; margin: 12mm; }
   body { background: #fff; font-size: 11pt; }
   main { max-width: 100%; padding: 0; }
-  section, figure, tr { break-inside: avoid; }
+  figure, tr, .card { break-inside: avoid; }
   h2 { break-after: avoid; }
   figure, .scroll { overflow: visible; }
   table { font-size: 9pt; }

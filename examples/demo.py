@@ -3,8 +3,9 @@
 Starts `rokt-connector sandbox` on a free loopback port, runs `rokt-connector sync
 --config config.example.yaml` against it with a fresh demo ledger
 (examples/demo-ledger.duckdb), prints the run report and the sandbox's stats, runs
-the sync once more to show that nothing is sent twice, and stops the sandbox. The
-sandbox's key and secret reach the config as ROKT_API_KEY / ROKT_API_SECRET.
+the sync once more to show that nothing is sent twice, writes the audit's page
+(`ledger report`, examples/demo-report.html), and stops the sandbox. The sandbox's key
+and secret reach the config as ROKT_API_KEY / ROKT_API_SECRET.
 Exit code: the first sync's (1 is expected: the example's dirty rows are rejected).
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LEDGER = REPO / "examples" / "demo-ledger.duckdb"
+REPORT = REPO / "examples" / "demo-report.html"
 
 
 def main() -> int:
@@ -50,6 +52,14 @@ def main() -> int:
         print(json.dumps(stats, indent=2))
         print("\n$ rokt-connector sync --config config.example.yaml   # again: nothing to send")
         subprocess.run([*sync, "--json"], env=env, cwd=REPO, check=False)
+        report = ["ledger", "report", "--config", "config.example.yaml", "--out"]
+        print(f"\n$ rokt-connector {' '.join(report)} {REPORT.relative_to(REPO)}", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "connector", *report, str(REPORT)],
+            env=env,
+            cwd=REPO,
+            check=False,
+        )
         return first.returncode
     finally:
         sandbox.terminate()

@@ -1,5 +1,5 @@
 """`rokt-connector ledger`: the commands that audit the ledger (show, summary, export,
-reconcile). They read the ledger and send nothing."""
+report, reconcile). They read the ledger and send nothing."""
 
 from __future__ import annotations
 
@@ -153,6 +153,34 @@ def ledger_export_command(
     with _audit(config) as (_, audit):
         written = audit.export(out, status or (), start, end)
     print_export(written, out)
+
+
+@app.command("report", cls=Command)
+def ledger_report_command(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option(help="FILE.html (written owner-only).", metavar="FILE")],
+    since: Annotated[
+        str | None, typer.Option(help="Event time from (ISO; naive = UTC).", metavar="TIME")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Event time before (exclusive).", metavar="TIME")
+    ] = None,
+) -> None:
+    """Write the audit as one HTML page: numbers, charts and tables, offline.
+
+    Conversions by status and event day, rejections by reason, time to acceptance,
+    and the runs; one self-contained file (no script, nothing fetched). Exit 0, 2 on
+    a config or usage error, 4 while a run is writing the ledger.
+    """
+    from connector.cli.render import fail
+    from connector.cli.render_ledger import print_report
+
+    start, end = window_options(since, until)
+    if start and end and start >= end:
+        fail(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
+    with _audit(config) as (_, audit):
+        written = audit.report(out, start, end, clock.now())
+    print_report(written)
 
 
 @app.command("reconcile", cls=Command)

@@ -1,5 +1,5 @@
 """How the `ledger` commands' answers read on a terminal: one conversion's history,
-the conversions of an identity, the summary, an export and a reconciliation."""
+the conversions of an identity, the summary, an export, a report and a reconciliation."""
 
 from __future__ import annotations
 
@@ -89,6 +89,17 @@ def print_summary(summary: dict[str, Any], days: int) -> None:
 
 def print_export(written: int, out: Path) -> None:
     stdout.print(f"exported {written:,} conversions to {out}", highlight=False)
+
+
+def print_report(written: dict[str, Any]) -> None:
+    """Where the report went, and what it holds."""
+    by_status = written["by_status"]
+    stdout.print(
+        f"wrote a report of {written['conversions']:,} conversions ({by_status['accepted']:,} "
+        f"accepted) and {written['runs']:,} runs to {written['out']} "
+        f"({written['bytes'] / 1024:,.0f} KB)",
+        highlight=False,
+    )
 
 
 def print_reconcile(

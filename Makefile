@@ -1,5 +1,6 @@
 # `make demo` and `make test` are all a new machine needs: each creates .venv if
-# missing and installs the project (with its dev and orchestrators extras) into it.
+# missing and installs the project (with its dev, orchestrators, postgres, sqlite and
+# testdb extras: the tests start a PostgreSQL server of their own) into it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,orchestrators]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,orchestrators,postgres,sqlite,testdb]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -77,6 +77,58 @@ def small_example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     return out, build(out, rows=SMALL_EXAMPLE_ROWS, seed=11, anchor=ANCHOR)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server (tests/postgres_server.py), started once for the session."""
+    from postgres_server import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_example(postgres: Any, example_dir: Path) -> str:
+    """The URI of a Postgres database holding the example warehouse's `orders`, loaded by
+    examples/load_postgres.py as a user would load it."""
+    from load_postgres import load
+
+    postgres.execute("CREATE DATABASE example")
+    uri: str = postgres.uri("example")
+    load(uri, example_dir / "warehouse.duckdb")
+    return uri
+
+
+def warehouse_config(
+    tmp: Path,
+    url: str,
+    query: str = "conversions_postgres.sql",
+    chunk_rows: int = 1000,
+    **warehouse: Any,
+) -> Path:
+    """A config that syncs from Postgres (`source.warehouse`, its URI `${WAREHOUSE_URI}`: run
+    the CLI with `env={"WAREHOUSE_URI": ...}`) to the sandbox at `url`."""
+    source = {
+        "warehouse": {"driver": "postgresql", "uri": "${WAREHOUSE_URI}", **warehouse},
+        "query": str(REPO / "sql" / query) if "/" not in query else query,
+        "chunk_rows": chunk_rows,
+    }
+    config = base_config(tmp, destination=_sandbox_destination(url))
+    config["source"] = source
+    return write_config(tmp, config)
+
+
+def _sandbox_destination(url: str) -> dict[str, Any]:
+    return {
+        "base_url": url,
+        "api_key": "sandbox-key",
+        "api_secret": "sandbox-secret",
+        "max_batches_per_second": 20_000,
+        "retry_base_s": 0.05,
+        "retry_max_s": 0.5,
+    }
+
+
 # Rows the chaos and crash tests add (one per scenario); printed as a table at the end.
 CHAOS_TABLE: list[dict[str, Any]] = []
 

@@ -5,6 +5,7 @@ appears in its page, links between the pages resolve, and no file points elsewhe
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,20 @@ def _fields(model: type[BaseModel]) -> list[str]:
     return [name for name, field in model.model_fields.items() if not field.exclude]
 
 
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The model's keys, and those of a section nested in it as `section.key`."""
+    keys = []
+    for name in _fields(model):
+        annotation = model.model_fields[name].annotation
+        nested = [a for a in (*typing.get_args(annotation), annotation) if _is_model(a)]
+        keys += [name, *(f"{name}.{key}" for model in nested for key in _keys(model))]
+    return keys
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def _heading(page: str, prefix: str) -> str:
     """The one heading line of `page` that starts with `prefix`."""
     [line] = [line for line in page.split("\n") if line.startswith(prefix)]
@@ -69,7 +84,7 @@ def test_every_config_key_is_in_config_md(section: str) -> None:
     model: Any = Config.model_fields[section].annotation
     page = _page("config.md")
     text = _section(page, _heading(page, f"## `{section}`"))
-    assert set(_table_keys(text)) == set(_fields(model))
+    assert set(_table_keys(text)) == set(_keys(model))
 
 
 def test_every_exit_code_is_in_exit_codes_md() -> None:

@@ -12,6 +12,7 @@ from connector.config.models import (
     SourceConfig,
     SyncConfig,
     UnknownColumns,
+    WarehouseConfig,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "SyncConfig",
     "Transport",
     "UnknownColumns",
+    "WarehouseConfig",
     "is_loopback_host",
     "load_config",
     "parse_duration",

@@ -25,7 +25,8 @@ _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-SECRET_KEYS = {"api_key", "api_secret", "write_key"}
+# keys whose value an error never shows (`options`: a warehouse driver's, tokens among them)
+SECRET_KEYS = {"api_key", "api_secret", "write_key", "uri", "options"}
 
 _MAX_DURATION = timedelta(days=36_525)  # a century; more overflows date arithmetic
 

@@ -31,14 +31,53 @@ class UnknownColumns(StrEnum):
     ERROR = "error"
 
 
+class WarehouseConfig(Strict):
+    """`source.warehouse`: a database the query runs in, reached through an ADBC driver."""
+
+    driver: Literal["postgresql", "snowflake", "bigquery", "flightsql", "sqlite"]
+    uri: SecretStr | None = None  # holds the password or token: never shown
+    # the driver's own connection options (short names like `warehouse` or `project` too)
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("uri")
+    @classmethod
+    def _uri_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _uri_of_the_driver(self) -> WarehouseConfig:
+        if self.driver == "bigquery" and self.uri is not None:
+            raise ValueError(
+                "bigquery takes no uri: set options.project (and options.dataset); the "
+                "credentials are Google's application default credentials, or "
+                "options.credentials_file"
+            )
+        if self.driver != "bigquery" and self.uri is None:
+            raise ValueError(f"uri is required with driver {self.driver}")
+        if self.driver == "sqlite" and self.options:
+            raise ValueError("sqlite takes no options: the uri is the database file")
+        return self
+
+
 class SourceConfig(Strict):
-    kind: Literal["duckdb"] = "duckdb"  # which connector.sources reads it
+    kind: Literal["duckdb", "adbc"] = "duckdb"  # which connector.sources reads it
     database: FilePath | None = None
     parquet: dict[str, str] = Field(default_factory=dict)
+    warehouse: WarehouseConfig | None = None  # instead of database / parquet
     query: FilePath
     chunk_rows: int = Field(default=10_000, gt=0, le=5_000_000)
     # DuckDB's memory for the query; past it, sorts and joins spill to a temp folder
     memory_limit: str = Field(default="64MB", pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB)$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_of_a_warehouse(cls, data: Any) -> Any:
+        """`kind` is `adbc` when `warehouse` is given and `kind` is not."""
+        if isinstance(data, dict) and "warehouse" in data and "kind" not in data:
+            return {**data, "kind": "adbc"}
+        return data
 
     @field_validator("parquet")
     @classmethod
@@ -48,6 +87,21 @@ class SourceConfig(Strict):
                 raise ValueError(f"view name {clip(repr(name))} must be a plain SQL identifier")
             usable_path(Path(pattern))
         return views
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> SourceConfig:
+        """A warehouse, or DuckDB's database and/or parquet: never both."""
+        if self.kind == "adbc" and self.warehouse is None:
+            raise ValueError("kind adbc reads source.warehouse, which is not set")
+        if self.kind == "duckdb" and self.warehouse is not None:
+            raise ValueError("warehouse is read by kind adbc: remove `kind: duckdb`")
+        duckdb_keys = {"database", "parquet", "memory_limit"} & self.model_fields_set
+        if self.warehouse is not None and duckdb_keys:
+            raise ValueError(
+                f"{', '.join(sorted(duckdb_keys))} is for a DuckDB source; with warehouse the "
+                "query runs in the warehouse: remove it"
+            )
+        return self
 
 
 class MappingConfig(Strict):

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from connector.config import SourceConfig
+from connector.sources.adbc import ADBCSource
 from connector.sources.base import Source
 from connector.sources.duckdb import DuckDBSource
 
-SOURCES: dict[str, Callable[[SourceConfig], Source]] = {"duckdb": DuckDBSource}
+SOURCES: dict[str, Callable[[SourceConfig], Source]] = {"duckdb": DuckDBSource, "adbc": ADBCSource}
 
 
 def source_for(config: SourceConfig) -> Source:

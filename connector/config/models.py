@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     Field,
+    SecretStr,
     field_validator,
     model_validator,
 )

@@ -224,6 +224,14 @@ CASES: dict[str, Case] = {
         "backfill", [*BACKFILL, "--json"], 3, sandbox="other", expect="credentials refused"
     ),
     "ledger reconcile": Case("ledger reconcile", [], 0, synced="ledger", expect="Reconciled"),
+    "audiences sync --json": Case(
+        "audiences sync",
+        ["--json"],
+        1,  # the sandbox's --reject-rate
+        config={"audiences": {"query": str(REPO / "sql" / "audiences.sql")}},
+        expect='"adds"',
+    ),
+    "audiences status": Case("audiences status", [], 0, synced="ledger", expect="audience"),
     "ledger reconcile --json, query error": Case(
         "ledger reconcile",
         ["--json"],
@@ -374,7 +382,7 @@ def test_no_secret_and_no_raw_pii_anywhere(
         },
     )
     for section, values in case.config.items():
-        config[section] = {**config[section], **values}
+        config[section] = {**config.get(section, {}), **values}
     inputs = {write_config(tmp_path, config), query}
     for name in {
         "ledger": ["ledger.duckdb", "ledger.duckdb.marker.json"],

@@ -12,6 +12,7 @@ import connector._allocator  # noqa: F401  (before polars loads)
 from connector._version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from connector.audiences import AudienceReport, sync_audiences
     from connector.backfill_report import BackfillPlan, BackfillReport
     from connector.config import Config, load_config
     from connector.errors import (
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 # Each public name and the module it comes from, imported when first used, so that
 # `rokt-connector --help` does not load polars, DuckDB or pydantic.
 _EXPORTS = {
+    "AudienceReport": "connector.audiences",
     "BackfillPlan": "connector.backfill_report",
     "BackfillReport": "connector.backfill_report",
     "Config": "connector.config",
@@ -47,10 +49,12 @@ _EXPORTS = {
     "load_config": "connector.config",
     "plan_backfill": "connector.jobs",
     "sync": "connector.jobs",
+    "sync_audiences": "connector.audiences",
     "validate": "connector.jobs",
 }
 
 __all__ = [
+    "AudienceReport",
     "BackfillPlan",
     "BackfillReport",
     "Config",
@@ -68,6 +72,7 @@ __all__ = [
     "load_config",
     "plan_backfill",
     "sync",
+    "sync_audiences",
     "validate",
 ]
 

@@ -47,6 +47,11 @@ class SourceError(ConnectorError):
     """The source could not be opened or the query failed; nothing was sent."""
 
 
+class MassDrop(ConnectorError):
+    """An audience sync would drop more of an audience than `audiences.max_drop_fraction`
+    (or all of a missing one); nothing was sent (`--allow-mass-drop` to go ahead)."""
+
+
 class RowRejected(ConnectorError):
     """One row cannot be sent; it is recorded with a reason code and skipped."""
 

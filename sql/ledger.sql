@@ -107,3 +107,39 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
     last_seen_at  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (environment, row_sha256)
 );
+
+-- Audience membership (docs/ledger.md, "Audiences"): who Rokt has been told is in
+-- each audience (an `add` accepted, no `drop` accepted since). `member_key` is
+-- the SHA-256 of the normalized email, or `customerid:` + the SHA-256 of the
+-- customerid; `identities` is the user_identities/device_info JSON as sent (hashed).
+CREATE TABLE IF NOT EXISTS audience_members (
+    environment  VARCHAR NOT NULL,
+    audience     VARCHAR NOT NULL,
+    member_key   VARCHAR NOT NULL,
+    identities   VARCHAR NOT NULL,
+    change_id    VARCHAR NOT NULL,   -- the accepted add's source_message_id
+    added_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (environment, audience, member_key)
+);
+
+-- Every membership change (`add` or `drop`), written `pending` before its batch
+-- leaves and settled after the answer; `change_id` is the event's
+-- source_message_id (add, drop, add again: three ids).
+CREATE TABLE IF NOT EXISTS audience_changes (
+    environment      VARCHAR NOT NULL,
+    change_id        VARCHAR NOT NULL,
+    audience         VARCHAR NOT NULL,
+    member_key       VARCHAR NOT NULL,
+    action           VARCHAR NOT NULL,  -- add | drop
+    seq              INTEGER NOT NULL,  -- 1, 2, ... per (audience, member)
+    status           VARCHAR NOT NULL,  -- pending | accepted | rejected | failed | superseded
+    reason           VARCHAR,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    run_id           VARCHAR NOT NULL,  -- the run that last recorded or settled it
+    request_id       VARCHAR,           -- the batch's source_request_id
+    identities       VARCHAR NOT NULL,
+    event_ms         BIGINT NOT NULL,   -- timestamp_unixtime_ms
+    recorded_at      TIMESTAMPTZ NOT NULL,
+    settled_at       TIMESTAMPTZ,
+    PRIMARY KEY (environment, change_id)
+);

@@ -249,6 +249,14 @@ CASES: dict[str, Case] = {
         "backfill", [*BACKFILL, "--json"], 3, sandbox="other", expect="credentials refused"
     ),
     "ledger reconcile": Case("ledger reconcile", [], 0, synced="ledger", expect="Reconciled"),
+    "audiences sync --json": Case(
+        "audiences sync",
+        ["--json"],
+        1,  # the sandbox's --reject-rate
+        config={"audiences": {"query": str(REPO / "sql" / "audiences.sql")}},
+        expect='"adds"',
+    ),
+    "audiences status": Case("audiences status", [], 0, synced="ledger", expect="audience"),
     "ledger reconcile --json, query error": Case(
         "ledger reconcile",
         ["--json"],
@@ -482,7 +490,7 @@ def test_no_secret_and_no_raw_pii_anywhere(
         destination={**destination(url, case.transport), "retry_base_s": 0.01, "retry_max_s": 0.05},
     )
     for section, values in case.config.items():
-        config[section] = {**config[section], **values}
+        config[section] = {**config.get(section, {}), **values}
     inputs = {write_config(tmp_path, config), query}
     synced_ledger = synced_ledgers(case.transport if case.synced else "events_api")
     for name in {

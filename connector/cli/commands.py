@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from connector._version import __version__
-from connector.cli import ledger, sandbox, sync, validate
+from connector.cli import audiences, ledger, sandbox, sync, validate
 from connector.cli.options import Command, Group
 
 app = typer.Typer(
@@ -44,6 +44,7 @@ app.command("sync", cls=Command)(sync.sync_command)
 app.command("backfill", cls=Command)(sync.backfill_command)
 app.command("sandbox", cls=Command)(sandbox.sandbox_command)
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(audiences.app, name="audiences")
 
 
 def main() -> None:

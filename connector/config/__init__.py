@@ -6,6 +6,7 @@ from connector.config.destination import DestinationConfig, Transport
 from connector.config.fields import PIXEL_ROOT, POD_HOSTS, is_loopback_host, parse_duration
 from connector.config.loading import load_config
 from connector.config.models import (
+    AudiencesConfig,
     Config,
     LedgerConfig,
     MappingConfig,
@@ -18,6 +19,7 @@ from connector.config.models import (
 __all__ = [
     "PIXEL_ROOT",
     "POD_HOSTS",
+    "AudiencesConfig",
     "Config",
     "DestinationConfig",
     "LedgerConfig",

@@ -99,6 +99,9 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
                 source[key] = rel(source[key])
         if isinstance(source.get("parquet"), dict):
             source["parquet"] = {k: rel(v) for k, v in source["parquet"].items()}
+    audiences = raw.get("audiences")
+    if isinstance(audiences, dict) and "query" in audiences:
+        audiences["query"] = rel(audiences["query"])
     ledger = raw.get("ledger")
     if isinstance(ledger, dict) and "path" in ledger:
         ledger["path"] = rel(ledger["path"])

@@ -199,10 +199,30 @@ class LedgerConfig(Strict):
     path: FilePath = Path("ledger.duckdb")
 
 
+class AudiencesConfig(Strict):
+    # the current members: audience_name + identity columns (none: no audience sync)
+    query: FilePath | None = None
+    # a run that would drop more of an audience's members than this stops before sending
+    max_drop_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
+    # each audience changed is the boolean user attribute <prefix><audience_name>
+    attribute_prefix: str = Field(default="audience_", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+
+
 class Config(Strict):
     source: SourceConfig
     destination: DestinationConfig
     mapping: MappingConfig = MappingConfig()
     sync: SyncConfig = SyncConfig()
     ledger: LedgerConfig = LedgerConfig()
+    audiences: AudiencesConfig = AudiencesConfig()
     path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _audiences_need_events_api(self) -> Config:
+        transport = self.destination.transport.value
+        if self.audiences.query is not None and transport != "events_api":
+            raise ValueError(
+                f"audiences: audience sync sends Event API batches; it needs "
+                f"destination.transport: events_api (this config has {transport})"
+            )
+        return self

@@ -9,6 +9,7 @@ import json
 import math
 import re
 
+from connector.sandbox.checks_audience import check_audience_events, is_audience_batch
 from connector.sandbox.checks_event import check_event
 from connector.sandbox.checks_fields import (
     MAX_DEPTH,
@@ -48,7 +49,7 @@ def check_batch(batch: object) -> Checked:
 
     As in the platform's schema only `environment` is required of the batch's own
     fields; this connector's conversions also need their confirmationref and
-    conversiontype, and an identity.
+    conversiontype, and an identity; an audience batch, valid audience events.
     """
     if not isinstance(batch, dict):
         raise Invalid("invalid_batch", "a batch must be a JSON object")
@@ -88,6 +89,8 @@ def check_batch(batch: object) -> Checked:
     check_identities(batch, device)
     check_user_attributes(batch)
     check_device_and_ip(batch, device)
+    if is_audience_batch(batch):  # audience membership changes, not a conversion
+        return Checked(batch, request_id, str(environment), check_audience_events(batch))
     return Checked(batch, request_id, str(environment), check_event(batch))
 
 

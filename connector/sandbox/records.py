@@ -5,8 +5,10 @@ confirmationrefs seen per environment, and the accepted batches kept for `/_sand
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from connector.sandbox.checks_audience import AUDIENCE_PREFIX
 from connector.sandbox.journal import Journal
 
 
@@ -24,6 +26,9 @@ class Records:
         self.duplicate_confirmationrefs = 0
         self.resent = 0
         self.max_receipts = 0
+        # audience batches: changes accepted by (audience, status), and by id
+        self.audience_changes: Counter[tuple[str, str]] = Counter()
+        self._changes: Counter[str] = Counter()
 
     @property
     def unique_confirmationrefs(self) -> int:
@@ -78,10 +83,32 @@ class Records:
         count = self._receipts[request_id] = self._receipts.get(request_id, 0) + 1
         self.max_receipts = max(self.max_receipts, count)
 
+    @property
+    def duplicate_audience_changes(self) -> int:
+        """Audience events accepted again in another batch (the same source_message_id)."""
+        return sum(n - 1 for n in self._changes.values())
+
+    def audience_stats(self) -> dict[str, dict[str, int]]:
+        """Audience changes accepted, by audience and status."""
+        shown: dict[str, dict[str, int]] = {}
+        for (audience, status), n in sorted(self.audience_changes.items()):
+            shown.setdefault(audience, {"add": 0, "drop": 0})[status] = n
+        return shown
+
     def _record(self, record: dict[str, Any]) -> None:
         request_id: str | None = record["source_request_id"]
         if request_id is not None:
             self._accepted.add(request_id)
+        if str(record["confirmationref"]).startswith(AUDIENCE_PREFIX):
+            for event in record["batch"]["events"]:
+                data = event["data"]
+                attributes = data["custom_attributes"]
+                self.audience_changes[attributes["audience_name"], attributes["status"]] += 1
+                self._changes[data["source_message_id"]] += 1
+            self.batches += 1
+            if len(self._bodies) < self._keep_bodies:
+                self._bodies.append(record)
+            return
         key = (record["environment"], record["confirmationref"])
         if key not in self._refs:
             self._refs[key] = request_id

@@ -85,6 +85,8 @@ class Sandbox:
             "unique_confirmationrefs": records.unique_confirmationrefs,
             "duplicate_confirmationrefs": records.duplicate_confirmationrefs,
             "resent": records.resent,
+            "audience_changes": records.audience_stats(),
+            "duplicate_audience_changes": records.duplicate_audience_changes,
             "rejected": tally.rejected,
             "rejections_by_code": dict(sorted(tally.rejections_by_code.items())),
             "request_errors_by_code": dict(sorted(tally.request_errors_by_code.items())),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 import polars as pl
@@ -19,4 +20,9 @@ class Source(Protocol):
 
     def counts(self, windows: Sequence[tuple[datetime, datetime]]) -> list[int]:
         """How many rows each `[since, until)` has (for progress bars and plans)."""
+        ...
+
+    def members(self, query: Path) -> Iterator[pl.DataFrame]:
+        """Every row of the query file `query`, which has no window (audience
+        membership), at most `chunk_rows` a frame."""
         ...

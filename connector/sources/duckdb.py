@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -252,6 +253,31 @@ def chunks(
             raise _query_error(config, sql, exc) from None
 
 
+def members(config: SourceConfig, query: Path) -> Iterator[pl.DataFrame]:
+    """Every row of the query file `query`, which has no window (`audiences.query`), run
+    against the source's warehouse and views, `chunk_rows` at a time."""
+    try:
+        sql = query.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"audiences.query: cannot read {query}: {exc.strerror}") from None
+    _check_one_select(sql, query.name)
+    window = config.model_copy(update={"query": query})  # errors name this file
+    with connect(config) as con:
+        try:
+            reader = con.sql(sql).to_arrow_reader(config.chunk_rows)
+        except duckdb.Error as exc:
+            raise _query_error(window, sql, exc) from None
+        _check_columns(reader.schema, query.name)
+        try:
+            for batch in reader:
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                if frame.height:
+                    yield frame.rename(str.lower)
+        except (duckdb.Error, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+            raise _query_error(window, sql, exc) from None
+
+
 class DuckDBSource:
     """A DuckDB file and/or Parquet globs (`source.kind: duckdb`, the default)."""
 
@@ -265,3 +291,6 @@ class DuckDBSource:
 
     def counts(self, windows: Sequence[tuple[datetime, datetime]]) -> list[int]:
         return counts(self.config, windows)
+
+    def members(self, query: Path) -> Iterator[pl.DataFrame]:
+        return members(self.config, query)

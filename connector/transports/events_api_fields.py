@@ -11,6 +11,12 @@ from connector.spec import BY_COLUMN, EXTRA, Group
 EVENT_TYPE = "custom_event"
 EVENT_NAME = "conversion"
 CUSTOM_EVENT_TYPE = "transaction"
+# An audience membership change (`audiences sync`), as Segment's Rokt destination sends it:
+# custom_attributes {audience_name, status}, the status one of AUDIENCE_STATUSES.
+AUDIENCE_EVENT_NAME = "audiencemembershipupdate"
+AUDIENCE_EVENT_TYPE = "other"
+AUDIENCE_STATUSES = ("add", "drop")
+
 # The RTID travels twice: as an identity and as Rokt's integration attribute.
 RTID_INTEGRATION = "1277"
 RTID_INTEGRATION_KEY = "passbackconversiontrackingid"

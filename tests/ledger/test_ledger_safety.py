@@ -296,14 +296,18 @@ def test_an_old_schema_ledger_is_migrated_in_place(
         for column in NEW_SINCE_4["ledger"]:
             con.execute(f"ALTER TABLE ledger DROP COLUMN {column}")
         con.execute("DROP TABLE rejected_rows")
+        con.execute("DROP TABLE audience_members")  # schema 6
+        con.execute("DROP TABLE audience_changes")
         con.execute("UPDATE ledger_meta SET value = '1' WHERE key = 'schema_version'")
     ledger.with_name("ledger.duckdb.marker.json").unlink()
 
     migrated = report(sync(config))
     assert (migrated["requests"], migrated["rows_skipped_ledger"]) == (0, ROWS)
     upgraded = meta(ledger)
-    assert upgraded["schema_version"] == "5" and upgraded["environment"] == "development"
+    assert upgraded["schema_version"] == "6" and upgraded["environment"] == "development"
     with duckdb.connect(str(ledger), read_only=True) as con:
+        audiences = "SELECT count(*) FROM audience_members, audience_changes"
+        assert con.sql(audiences).fetchall() == [(0,)]  # schema 6's tables, empty
         runs = con.sql("SELECT isolated FROM runs ORDER BY started_at").fetchall()
         prefixed = con.sql(  # schema 4 copies the payload hash's first bits for the index
             "SELECT count(*) FROM ledger "

@@ -1,0 +1,113 @@
+"""Audience batches, built column-wise: a member's identities as the Event API batch
+carries them (`identities_json`, hashed by `transform` as for conversions), and one
+batch per member with a boolean user attribute and an `audiencemembershipupdate` event
+per change (`encode`). Must not loop over members in Python."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from connector.digest import sha256, uuid5
+from connector.spec import DEVICE_IDENTITIES
+from connector.transports.events_api_fields import (
+    AUDIENCE_EVENT_NAME,
+    AUDIENCE_EVENT_TYPE,
+    Place,
+    field,
+)
+from connector.transports.events_api_json import (
+    _JSON_ESCAPES,
+    NS_REQUEST,
+    _braced,
+    _inner,
+    _key,
+    _value,
+)
+
+# The transformed columns that carry a member's identity (the email's hash lands in
+# `email_sha256`, sent as `user_identities.other`).
+IDENTITY_OUTPUTS = ("email_sha256", "customerid", "rtid", *DEVICE_IDENTITIES)
+
+
+def identities_json(frame: pl.DataFrame) -> pl.Expr:
+    """`"user_identities":{...},"device_info":{...}` of each row of a transformed
+    frame (a place without values left out; null when the row has none)."""
+    places: dict[str, list[tuple[str, object]]] = {}
+    for name in IDENTITY_OUTPUTS:
+        if name not in frame.columns or frame[name].null_count() == frame.height:
+            continue
+        place, key = field(name)
+        places.setdefault(place, []).append((key, _value(frame[name], False)))
+    pieces = [
+        pl.concat_str(pl.lit(_key(place)), _braced(_inner(places[place])))  # type: ignore[arg-type]
+        for place in (Place.IDENTITY, Place.DEVICE)
+        if place in places
+    ]
+    if not pieces:
+        return pl.lit(None, pl.String)
+    return pl.concat_str(pieces, separator=",", ignore_nulls=True).replace("", None)
+
+
+def _escaped(expr: pl.Expr) -> pl.Expr:
+    """A text column's JSON string content (without quotes)."""
+    return expr.str.replace_many(list(_JSON_ESCAPES), list(_JSON_ESCAPES.values()))
+
+
+def encode(changes: pl.DataFrame, environment: str, prefix: str) -> pl.DataFrame:
+    """One batch per member of `changes` (`change_id`, `audience`, `member_key`,
+    `action`, `identities`, `event_ms`): `member_key`, `change_ids` (its changes, by
+    audience), `_body`, `_payload_sha256` and `_request_id` (its `source_request_id`,
+    UUIDv5 of the batch without it, as for conversions)."""
+    event = pl.concat_str(
+        pl.lit(
+            f'{{"event_type":"custom_event","data":{{"event_name":{json.dumps(AUDIENCE_EVENT_NAME)},'
+            f'"custom_event_type":{json.dumps(AUDIENCE_EVENT_TYPE)},"source_message_id":"'
+        ),
+        pl.col("change_id"),
+        pl.lit('","timestamp_unixtime_ms":'),
+        pl.col("event_ms").cast(pl.String),
+        pl.lit(',"custom_attributes":{"audience_name":"'),
+        _escaped(pl.col("audience")),
+        pl.lit('","status":"'),
+        pl.col("action"),
+        pl.lit('"}}}'),
+    )
+    attribute = pl.concat_str(
+        pl.lit('"'),
+        _escaped(pl.lit(prefix) + pl.col("audience")),
+        pl.lit('":'),
+        pl.when(pl.col("action") == "add").then(pl.lit("true")).otherwise(pl.lit("false")),
+    )
+    members = (
+        changes.sort("member_key", "audience")
+        .group_by("member_key", maintain_order=True)
+        .agg(
+            pl.col("identities").first(),
+            pl.col("change_id").alias("change_ids"),
+            event.str.join(",").alias("_events"),
+            attribute.str.join(",").alias("_attributes"),
+        )
+    )
+    content = pl.concat_str(
+        pl.lit("{" + _key("environment") + json.dumps(environment) + ","),
+        pl.col("identities"),
+        pl.lit(',"user_attributes":{'),
+        pl.col("_attributes"),
+        pl.lit('},"events":['),
+        pl.col("_events"),
+        pl.lit("]}"),
+    )
+    work = members.select("member_key", "change_ids", content.alias("_content"))
+    work = work.with_columns(sha256(pl.col("_content")).alias("_payload_sha256"))
+    work = work.with_columns(uuid5(work["_payload_sha256"], NS_REQUEST).alias("_request_id"))
+    body = pl.concat_str(
+        pl.lit('{"source_request_id":"'),
+        pl.col("_request_id"),
+        pl.lit('",'),
+        pl.col("_content").str.slice(1),
+    )
+    return work.select(
+        "member_key", "change_ids", body.alias("_body"), "_payload_sha256", "_request_id"
+    )

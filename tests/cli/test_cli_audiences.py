@@ -1,0 +1,229 @@
+"""`rokt-connector audiences sync` and `status` end to end, as a user runs them: a
+warehouse table of segments, the sandbox process, the adds and drops it receives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from conftest import base_config, cli, write_config
+
+from connector.engine.crash import CRASH_AT_ENV
+
+StartSandbox = Any
+
+VIP, LAPSED = 250, 120  # members; the first 60 of VIP are also LAPSED (emails)
+
+
+def _warehouse(path: Path, vip: range, lapsed: range, customers: int = 5) -> None:
+    """`segments(audience_name, email, customerid)`: VIP and lapsed buyers by email,
+    and a few customers without an email in `suppress`."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE OR REPLACE TABLE segments "
+            "(audience_name VARCHAR, email VARCHAR, customerid VARCHAR)"
+        )
+        con.execute(
+            "INSERT INTO segments SELECT 'vip', 'Buyer' || i || '@Example.com', NULL "
+            "FROM range(?, ?) t(i)",
+            [vip.start, vip.stop],
+        )
+        con.execute(
+            "INSERT INTO segments SELECT 'lapsed', ' buyer' || i || '@example.com ', NULL "
+            "FROM range(?, ?) t(i)",
+            [lapsed.start, lapsed.stop],
+        )
+        con.execute(
+            "INSERT INTO segments SELECT 'suppress', NULL, 'cust-' || i FROM range(?) t(i)",
+            [customers],
+        )
+
+
+def _config(tmp: Path, url: str, **audiences: Any) -> Path:
+    (tmp / "query.sql").write_text(
+        "SELECT * FROM segments WHERE $since IS NOT NULL AND $until IS NOT NULL", "utf-8"
+    )
+    (tmp / "audiences.sql").write_text("SELECT audience_name, email, customerid FROM segments")
+    config = base_config(
+        tmp,
+        source={"database": str(tmp / "warehouse.duckdb"), "query": "query.sql"},
+        destination={
+            "base_url": url,
+            "api_key": "sandbox-key",
+            "api_secret": "sandbox-secret",
+            "max_batches_per_second": 20_000,
+            "retry_base_s": 0.05,
+            "retry_max_s": 0.5,
+        },
+        audiences={"query": "audiences.sql", **audiences},
+    )
+    return write_config(tmp, config)
+
+
+def _sync(config: Path, *flags: str, env: dict[str, str] | None = None) -> tuple[int, Any, str]:
+    done = cli("audiences", "sync", "--config", str(config), "--json", *flags, env=env)
+    report = json.loads(done.stdout) if done.stdout.strip() else None
+    return done.returncode, report, done.stderr
+
+
+def _status(config: Path) -> dict[str, dict[str, Any]]:
+    done = cli("audiences", "status", "--config", str(config), "--json")
+    assert done.returncode == 0, done.stderr
+    return {row["audience"]: row for row in json.loads(done.stdout)["audiences"]}
+
+
+@pytest.fixture
+def setup(tmp_path: Path, sandbox_factory: StartSandbox) -> tuple[Path, Any]:
+    _warehouse(tmp_path / "warehouse.duckdb", range(VIP), range(LAPSED))
+    sandbox = sandbox_factory()
+    return _config(tmp_path, sandbox.url), sandbox
+
+
+def test_first_run_adds_everyone_and_an_unchanged_rerun_sends_nothing(
+    setup: tuple[Path, Any],
+) -> None:
+    config, sandbox = setup
+    code, report, stderr = _sync(config)
+    assert code == 0, stderr
+    assert (report["adds"], report["drops"], report["accepted"]) == (375, 0, 375)
+    # one batch per member: the first 120 VIPs are lapsed too
+    assert report["batches"] == VIP + 5
+    stats = sandbox.stats()
+    assert stats["audience_changes"] == {
+        "lapsed": {"add": LAPSED, "drop": 0},
+        "suppress": {"add": 5, "drop": 0},
+        "vip": {"add": VIP, "drop": 0},
+    }
+    assert stats["rejected"] == 0 and stats["duplicate_audience_changes"] == 0
+    status = _status(config)
+    assert {a: row["members"] for a, row in status.items()} == {
+        "lapsed": LAPSED,
+        "suppress": 5,
+        "vip": VIP,
+    }
+    assert all(row["pending"] == row["failed"] == 0 for row in status.values())
+
+    code, again, _ = _sync(config)
+    assert code == 0 and (again["adds"], again["drops"], again["requests"]) == (0, 0, 0)
+    assert sandbox.stats()["requests"] == stats["requests"]
+
+
+def test_a_member_in_two_audiences_gets_one_batch_hashed_as_conversions(
+    setup: tuple[Path, Any],
+) -> None:
+    config, sandbox = setup
+    assert _sync(config)[0] == 0
+    batches = [r["batch"] for r in sandbox.records()]
+    both = [b for b in batches if len(b["events"]) == 2]
+    assert len(both) == LAPSED
+    batch = both[0]
+    assert set(batch["user_identities"]) == {"other"}  # the email's SHA-256, never the email
+    assert len(batch["user_identities"]["other"]) == 64
+    assert batch["user_attributes"] == {"audience_lapsed": True, "audience_vip": True}
+    event = batch["events"][0]
+    assert event["event_type"] == "custom_event"
+    assert event["data"]["event_name"] == "audiencemembershipupdate"
+    assert event["data"]["custom_event_type"] == "other"
+    assert event["data"]["custom_attributes"] == {"audience_name": "lapsed", "status": "add"}
+    assert "example.com" not in json.dumps(batches).lower()
+
+
+def test_after_the_table_changes_exactly_the_adds_and_drops_are_sent(
+    setup: tuple[Path, Any], tmp_path: Path
+) -> None:
+    config, sandbox = setup
+    assert _sync(config)[0] == 0
+    # 20 VIPs leave, 10 join; lapsed unchanged; buyer0 leaves VIP only
+    _warehouse(tmp_path / "warehouse.duckdb", range(20, VIP + 10), range(LAPSED))
+    code, report, stderr = _sync(config)
+    assert code == 0, stderr
+    assert (report["adds"], report["drops"], report["accepted"]) == (10, 20, 30)
+    assert report["audiences"]["vip"] == {"delivered": VIP, "adds": 10, "drops": 20}
+    stats = sandbox.stats()
+    assert stats["audience_changes"]["vip"] == {"add": VIP + 10, "drop": 20}
+    assert stats["audience_changes"]["lapsed"] == {"add": LAPSED, "drop": 0}
+    drops = [
+        b["batch"]
+        for b in sandbox.records()
+        if any(e["data"]["custom_attributes"]["status"] == "drop" for e in b["batch"]["events"])
+    ]
+    assert len(drops) == 20
+    assert all(b["user_attributes"] == {"audience_vip": False} for b in drops)
+    assert _status(config)["vip"]["members"] == VIP - 10
+
+    # buyer0 back in VIP: added, dropped, added again is three ids
+    _warehouse(tmp_path / "warehouse.duckdb", range(VIP + 10), range(LAPSED))
+    code, report, _ = _sync(config)
+    assert code == 0 and (report["adds"], report["drops"]) == (20, 0)
+    ids = {
+        e["data"]["source_message_id"]
+        for r in sandbox.records()
+        for e in r["batch"]["events"]
+        if e["data"]["custom_attributes"]["audience_name"] == "vip"
+    }
+    assert len(ids) == VIP + 10 + 20 + 20
+    assert sandbox.stats()["duplicate_audience_changes"] == 0
+
+
+def test_a_run_killed_before_settling_is_rerun_and_sends_each_change_once(
+    setup: tuple[Path, Any],
+) -> None:
+    config, sandbox = setup
+    code, report, _ = _sync(config, env={CRASH_AT_ENV: "settle:2"})
+    assert code == -9 and report is None  # SIGKILLed with the 2nd answer unsettled
+    delivered = sandbox.stats()["audience_changes"]
+    assert 0 < sum(c["add"] for c in delivered.values()) <= 375  # some answers unsettled
+    assert sum(row["pending"] for row in _status(config).values()) > 0
+
+    code, rerun, stderr = _sync(config)
+    assert code == 0, stderr
+    assert rerun["resent"] > 0 and rerun["adds"] + rerun["drops"] == rerun["accepted"]
+    stats = sandbox.stats()
+    assert stats["audience_changes"] == {
+        "lapsed": {"add": LAPSED, "drop": 0},
+        "suppress": {"add": 5, "drop": 0},
+        "vip": {"add": VIP, "drop": 0},
+    }
+    assert stats["duplicate_audience_changes"] == 0  # resends carry the same request ids
+    status = _status(config)
+    assert sum(row["members"] for row in status.values()) == 375
+    assert all(row["pending"] == 0 for row in status.values())
+
+
+def test_a_truncated_audience_is_refused_then_allowed_with_the_flag(
+    setup: tuple[Path, Any], tmp_path: Path
+) -> None:
+    config, sandbox = setup
+    assert _sync(config)[0] == 0
+    requests = sandbox.stats()["requests"]
+    _warehouse(tmp_path / "warehouse.duckdb", range(0), range(LAPSED))  # vip truncated
+    code, report, stderr = _sync(config)
+    assert code == 2 and report is None
+    assert "'vip' is missing from the result" in stderr and f"{VIP} members" in stderr
+    assert "--allow-mass-drop" in stderr
+    assert sandbox.stats()["requests"] == requests  # nothing sent
+
+    _warehouse(tmp_path / "warehouse.duckdb", range(100), range(LAPSED))  # 60% of vip gone
+    code, _, stderr = _sync(config)
+    assert code == 2 and "'vip' would drop 150 of its 250 members" in stderr
+
+    code, report, stderr = _sync(config, "--allow-mass-drop")
+    assert code == 0, stderr
+    assert (report["drops"], report["accepted"]) == (150, 150)
+    assert sandbox.stats()["audience_changes"]["vip"] == {"add": VIP, "drop": 150}
+    assert _status(config)["vip"]["members"] == 100
+
+
+def test_audiences_need_the_event_api(tmp_path: Path) -> None:
+    config = base_config(
+        tmp_path,
+        destination={"transport": "pixel", "api_key": "k", "api_secret": None},
+        audiences={"query": "audiences.sql"},
+    )
+    del config["destination"]["api_secret"]
+    done = cli("audiences", "sync", "--config", str(write_config(tmp_path, config)))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "needs destination.transport: events_api (this config has pixel)" in done.stderr

@@ -28,7 +28,9 @@ STATUS_HINTS = {
 # The hook for audience membership changes (issue 20): a section appears when the
 # ledger has this table with these columns (`sql/report_audiences.sql` reads them).
 AUDIENCE_TABLE = "audience_changes"
-AUDIENCE_COLUMNS = frozenset({"environment", "audience", "change", "status", "changed_at"})
+AUDIENCE_COLUMNS = frozenset(
+    {"environment", "audience", "action", "status", "recorded_at", "settled_at"}
+)
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,15 @@ class Query:
         return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
 
     def audiences(self) -> list[dict[str, Any]] | None:
-        """Audience changes by day, audience and change, when the ledger records them."""
+        """Audience changes by day, audience and change, when the ledger records some
+        (a ledger before schema 6 has no such table)."""
         found = self._con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE table_name = $table",
             {"table": AUDIENCE_TABLE},
         ).fetchall()
         if not {name for (name,) in found} >= AUDIENCE_COLUMNS:
             return None
-        return self.rows("report_audiences.sql")
+        return self.rows("report_audiences.sql") or None
 
 
 def gather(

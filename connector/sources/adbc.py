@@ -7,8 +7,8 @@ import importlib
 import re
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -17,41 +17,9 @@ import pyarrow as pa
 
 from connector.config import SourceConfig, WarehouseConfig
 from connector.errors import ConfigError, SourceError
+from connector.sources.adbc_dialects import DIALECTS, Dialect
 
-
-@dataclass(frozen=True)
-class Dialect:
-    """What the connector needs to know of one ADBC driver."""
-
-    package: str  # its Python package (`adbc_driver_postgresql`)
-    extra: str  # the extra of rokt-connector that installs it
-    style: str  # how a parameter is written: `$1` (numbered), `?` (in order), `@` (named)
-    text: str  # the SQL type a cast to text names
-    setup: tuple[str, ...] = ()  # run once per connection, before the query
-    names: dict[str, str] = field(default_factory=dict)  # short option name -> driver's key
-    statement: dict[str, str] = field(default_factory=dict)  # the query statement's options
-    # stream through a server-side cursor: the Postgres driver holds a result whole when
-    # parameters are bound; FETCH reads it `chunk_rows` at a time
-    cursor: bool = False
-
-
-_SF, _BQ = "adbc.snowflake.sql.", "adbc.bigquery.sql."
 # fmt: off
-DIALECTS = {
-    "postgresql": Dialect("adbc_driver_postgresql", "postgres", "$1", "text", cursor=True, setup=(
-        "SET TIME ZONE 'UTC'", "SET default_transaction_read_only = on",
-        "SET application_name = 'rokt-connector'")),
-    "snowflake": Dialect("adbc_driver_snowflake", "snowflake", "?", "VARCHAR",
-        setup=("ALTER SESSION SET TIMEZONE = 'UTC'",), names={
-            "account": f"{_SF}account", "database": f"{_SF}db", "schema": f"{_SF}schema",
-            "warehouse": f"{_SF}warehouse", "role": f"{_SF}role"}),
-    "bigquery": Dialect("adbc_driver_bigquery", "bigquery", "@", "STRING", names={
-            "project": f"{_BQ}project_id", "dataset": f"{_BQ}dataset_id",
-            "location": f"{_BQ}location"},
-        statement={f"{_BQ}query.parameter_mode": f"{_BQ}query.parameter_mode_named"}),
-    "flightsql": Dialect("adbc_driver_flightsql", "flightsql", "?", "VARCHAR"),
-    "sqlite": Dialect("adbc_driver_sqlite", "sqlite", "?", "TEXT"),
-}
 _PG_READ = {"numeric", "int2", "int4", "int8", "float4", "float8", "bool", "text", "varchar",
             "bpchar", "name", "date", "timestamp", "timestamptz", "uuid"}
 _READABLE = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_null,
@@ -255,7 +223,7 @@ class ADBCSource:
         finally:
             con.close()
 
-    def _parts(self, con: Any, sql: str, bound: pa.RecordBatch) -> Generator[pa.RecordBatch]:
+    def _parts(self, con: Any, sql: str, bound: pa.RecordBatch | None) -> Generator[pa.RecordBatch]:
         """The result as the driver hands it over, never whole."""
         with con.cursor() as cursor:
             cursor.adbc_statement.set_options(**self.dialect.statement)
@@ -272,11 +240,25 @@ class ADBCSource:
         self, since: datetime, until: datetime, limit: int | None = None
     ) -> Iterator[pl.DataFrame]:
         """Rows of `[since, until)`, `chunk_rows` at a time (at most `limit`)."""
-        (sql, order), name = read_query(self.config, self.dialect), self.config.query.name
+        sql, order = read_query(self.config, self.dialect)
+        bound = parameters(order, since, until)
+        return self._read(sql, bound, self.config.query.name, limit)
+
+    def members(self, query: Path) -> Iterator[pl.DataFrame]:
+        """Every row of the query file `query`, which has no window (audiences)."""
+        try:
+            sql = query.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"audiences.query: cannot read {query}: {exc.strerror}") from None
+        return self._read(sql, None, query.name)
+
+    def _read(
+        self, sql: str, bound: pa.RecordBatch | None, name: str, limit: int | None = None
+    ) -> Iterator[pl.DataFrame]:
         conversions: dict[str, str] | None = None
         with self.connect() as con:
             try:  # the cursor closes before the connection, also when `limit` ends early
-                with closing(self._parts(con, sql, parameters(order, since, until))) as parts:
+                with closing(self._parts(con, sql, bound)) as parts:
                     for table in rechunk(parts, self.config.chunk_rows, limit):
                         if conversions is None:
                             conversions = plan(table.schema, name, self.dialect)

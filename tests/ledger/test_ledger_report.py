@@ -135,11 +135,12 @@ def test_audience_changes_appear_only_when_the_ledger_has_them(tmp_path: Path) -
     assert 'id="audiences"' not in report(tmp_path)[1]
     with duckdb.connect(str(tmp_path / "ledger.duckdb")) as con:
         con.execute(
-            "CREATE TABLE audience_changes AS SELECT 'development' AS environment, "
-            "CASE WHEN i < 5 THEN 'vip' ELSE 'lapsed' END AS audience, "
-            "CASE WHEN i % 3 = 0 THEN 'drop' ELSE 'add' END AS change, 'accepted' AS status, "
-            "TIMESTAMPTZ '2026-10-02 00:00:00+00' + to_seconds(i * 3600) AS changed_at "
-            "FROM range(8) r(i)"
+            "INSERT INTO audience_changes (environment, change_id, audience, member_key, "
+            "action, seq, status, run_id, identities, event_ms, recorded_at, settled_at) "
+            "SELECT 'development', 'c' || i, CASE WHEN i < 5 THEN 'vip' ELSE 'lapsed' END, "
+            "'m' || i, CASE WHEN i % 3 = 0 THEN 'drop' ELSE 'add' END, 1, 'accepted', 'r', "
+            "'{}', 0, TIMESTAMPTZ '2026-10-01 00:00:00+00', "
+            "TIMESTAMPTZ '2026-10-02 00:00:00+00' + to_seconds(i * 3600) FROM range(8) r(i)"
         )
     section = report(tmp_path)[1].split('id="audiences"')[1].split("</section>")[0]
     assert "<svg" in section

@@ -85,6 +85,21 @@ def test_postgres_window_limit_and_counts_are_bound_parameters(
     assert list(warehouse.chunks(UNTIL, UNTIL)) == []
 
 
+def test_audience_members_run_a_query_without_a_window_in_the_warehouse(
+    tmp_path: Path, database: str
+) -> None:
+    members = tmp_path / "members.sql"
+    members.write_text(
+        """SELECT 'vip' AS Audience_Name, "Email" AS email FROM t WHERE "Id" < 'R01500'""",
+        encoding="utf-8",
+    )
+    parts = list(source(tmp_path, database).members(members))
+    assert [p.height for p in parts] == [1000, 500]  # chunk_rows at a time
+    assert parts[0].columns == ["audience_name", "email"]
+    with pytest.raises(ConfigError, match=r"audiences\.query: cannot read"):
+        source(tmp_path, database).members(tmp_path / "absent.sql")
+
+
 def test_the_query_is_rewritten_to_each_drivers_own_placeholders(tmp_path: Path) -> None:
     (tmp_path / "q.sql").write_text(QUERY + "  AND ts <> $since;\n", encoding="utf-8")
     config = load_config(write_config(tmp_path, base_config(tmp_path, source={"query": "q.sql"})))

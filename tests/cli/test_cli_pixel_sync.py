@@ -136,12 +136,9 @@ CHECK_RECORD = {"pixel": check_pixel_record, "rudderstack_pixel": check_rudderst
 
 @kinds
 def test_sync_delivers_each_valid_conversion_once(
-    kind: str,
-    tmp_path: Path,
-    example_dir: Path,
-    manifest: dict[str, Any],
-    sandbox_factory: StartSandbox,
+    kind: str, tmp_path: Path, small_example: Example, sandbox_factory: StartSandbox
 ) -> None:
+    example_dir, manifest = small_example
     sandbox = sandbox_factory()
     config = pixel_sync_config(tmp_path, example_dir, sandbox.url, kind)
     code, report, stderr = sync(config)

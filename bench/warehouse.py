@@ -25,14 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import prepare as prepare_bench  # bench/prepare.py: the same rows and query
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-QUERY = """
-SELECT confirmationref, email, firstname, lastname, mobile, conversiontype,
-       amount, currency, quantity, event_time
-FROM conversions WHERE event_time >= $since AND event_time < $until
-"""
 SINCE = datetime(2026, 1, 1, tzinfo=UTC)
 UNTIL = datetime(2026, 3, 1, tzinfo=UTC)
 DDL = """CREATE TABLE conversions (
@@ -45,30 +41,14 @@ def build(directory: Path, rows: int, uri: str) -> None:
     """The rows in `directory/bench.duckdb`, and the same rows in Postgres at `uri`."""
     import adbc_driver_postgresql.dbapi as postgres
 
-    with duckdb.connect(str(directory / "bench.duckdb")) as con:
-        con.execute(
-            f"""
-            CREATE TABLE conversions AS SELECT
-              'ORD-' || i AS confirmationref,
-              '  User.' || i || '@Example.com ' AS email,
-              ' First' || (i % 5000) AS firstname,
-              'Last' || (i % 7919) AS lastname,
-              '+1 (555) ' || lpad((i % 10000000)::VARCHAR, 7, '0') AS mobile,
-              'purchase' AS conversiontype,
-              ((i % 50000) / 100.0)::DECIMAL(12, 2) AS amount,
-              'usd' AS currency,
-              (1 + i % 4)::INTEGER AS quantity,
-              TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i % 5000000) SECOND AS event_time
-            FROM range({rows}) r(i)
-            """
-        )
+    prepare_bench.build(directory, rows)  # bench.duckdb and query.sql, as bench/prepare.py
+    with duckdb.connect(str(directory / "bench.duckdb"), read_only=True) as con:
         reader = con.sql("SELECT * FROM conversions").to_arrow_reader(100_000)
         with postgres.connect(uri) as pg, pg.cursor() as cursor:
             cursor.execute("DROP TABLE IF EXISTS conversions")
             cursor.execute(DDL)
             cursor.adbc_ingest("conversions", reader, mode="append")
             pg.commit()
-    (directory / "query.sql").write_text(QUERY, encoding="utf-8")
 
 
 def config(directory: Path, name: str, source: dict[str, object], chunk_rows: int) -> Path:

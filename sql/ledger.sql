@@ -138,6 +138,7 @@ CREATE TABLE IF NOT EXISTS audience_changes (
     run_id           VARCHAR NOT NULL,  -- the run that last recorded or settled it
     request_id       VARCHAR,           -- the batch's source_request_id
     identities       VARCHAR NOT NULL,
+    attributes       VARCHAR,           -- the user attributes it was sent with (hashed PII)
     event_ms         BIGINT NOT NULL,   -- timestamp_unixtime_ms
     recorded_at      TIMESTAMPTZ NOT NULL,
     settled_at       TIMESTAMPTZ,

@@ -10,7 +10,7 @@ import json
 import polars as pl
 
 from connector.digest import sha256, uuid5
-from connector.spec import DEVICE_IDENTITIES
+from connector.spec import EXTRA
 from connector.transports.events_api_fields import (
     AUDIENCE_EVENT_NAME,
     AUDIENCE_EVENT_TYPE,
@@ -23,31 +23,51 @@ from connector.transports.events_api_json import (
     _braced,
     _inner,
     _key,
+    _Value,
     _value,
 )
 
-# The transformed columns that carry a member's identity (the email's hash lands in
-# `email_sha256`, sent as `user_identities.other`).
-IDENTITY_OUTPUTS = ("email_sha256", "customerid", "rtid", *DEVICE_IDENTITIES)
+# How many audience changes of one member share a batch: their flags and the query's
+# attributes (members.MAX_QUERY_ATTRIBUTES) stay within the 100 user attributes.
+AUDIENCES_PER_BATCH = 50
+_MEMBER_PLACES = (Place.IDENTITY, Place.DEVICE, Place.BATCH)
+
+
+def _placed(frame: pl.DataFrame) -> dict[Place, list[tuple[str, _Value]]]:
+    """The values of a transformed frame by place (an extra column: a user attribute
+    under its own name; an all-null column left out)."""
+    places: dict[Place, list[tuple[str, _Value]]] = {}
+    for name in frame.columns:
+        if name.startswith("_") or frame[name].null_count() == frame.height:
+            continue
+        place, key = field(name)
+        if name.startswith(EXTRA):
+            place = Place.USER
+        places.setdefault(place, []).append((key, _value(frame[name], False)))
+    return places
 
 
 def identities_json(frame: pl.DataFrame) -> pl.Expr:
-    """`"user_identities":{...},"device_info":{...}` of each row of a transformed
-    frame (a place without values left out; null when the row has none)."""
-    places: dict[str, list[tuple[str, object]]] = {}
-    for name in IDENTITY_OUTPUTS:
-        if name not in frame.columns or frame[name].null_count() == frame.height:
-            continue
-        place, key = field(name)
-        places.setdefault(place, []).append((key, _value(frame[name], False)))
+    """`"user_identities":{...},"device_info":{...},"ip":"..."` of each row of a
+    transformed frame (a place without values left out; null when the row has none)."""
+    places = _placed(frame)
     pieces = [
-        pl.concat_str(pl.lit(_key(place)), _braced(_inner(places[place])))  # type: ignore[arg-type]
-        for place in (Place.IDENTITY, Place.DEVICE)
+        _inner(places[place])
+        if place == Place.BATCH
+        else pl.concat_str(pl.lit(_key(place)), _braced(_inner(places[place])))
+        for place in _MEMBER_PLACES
         if place in places
     ]
     if not pieces:
         return pl.lit(None, pl.String)
     return pl.concat_str(pieces, separator=",", ignore_nulls=True).replace("", None)
+
+
+def attributes_json(frame: pl.DataFrame) -> pl.Expr:
+    """The members of `user_attributes` (without braces) each row of a transformed frame
+    carries, null when none: its user attributes and extra columns."""
+    members = _placed(frame).get(Place.USER)
+    return _inner(members).replace("", None) if members else pl.lit(None, pl.String)
 
 
 def _escaped(expr: pl.Expr) -> pl.Expr:
@@ -57,7 +77,9 @@ def _escaped(expr: pl.Expr) -> pl.Expr:
 
 def encode(changes: pl.DataFrame, environment: str, prefix: str) -> pl.DataFrame:
     """One batch per member of `changes` (`change_id`, `audience`, `member_key`,
-    `action`, `identities`, `event_ms`): `member_key`, `change_ids` (its changes, by
+    `action`, `identities`, `attributes`, `event_ms`, `sent_in`; more than
+    AUDIENCES_PER_BATCH changes of a member: a batch for each so many, a resent change:
+    the batch it was first sent in): `member_key`, `change_ids` (its changes, by
     audience), `_body`, `_payload_sha256` and `_request_id` (its `source_request_id`,
     UUIDv5 of the batch without it, as for conversions)."""
     event = pl.concat_str(
@@ -80,11 +102,22 @@ def encode(changes: pl.DataFrame, environment: str, prefix: str) -> pl.DataFrame
         pl.lit('":'),
         pl.when(pl.col("action") == "add").then(pl.lit("true")).otherwise(pl.lit("false")),
     )
+    # a resent change goes in its first batch again (`sent_in`): the same bytes, the same
+    # source_request_id, while all of that batch's changes are resent
+    group = ["member_key", "sent_in"]
+    part = (pl.int_range(pl.len()).over(group) // AUDIENCES_PER_BATCH).cast(pl.String)
     members = (
         changes.sort("member_key", "audience")
-        .group_by("member_key", maintain_order=True)
+        .with_columns(
+            pl.coalesce("sent_in", pl.concat_str("member_key", pl.lit("\x1f"), part)).alias(
+                "_batch"
+            ),
+            pl.col("attributes").drop_nulls().first().over(group),
+        )
+        .group_by("member_key", "_batch", maintain_order=True)
         .agg(
             pl.col("identities").first(),
+            pl.col("attributes").first(),
             pl.col("change_id").alias("change_ids"),
             event.str.join(",").alias("_events"),
             attribute.str.join(",").alias("_attributes"),
@@ -94,6 +127,7 @@ def encode(changes: pl.DataFrame, environment: str, prefix: str) -> pl.DataFrame
         pl.lit("{" + _key("environment") + json.dumps(environment) + ","),
         pl.col("identities"),
         pl.lit(',"user_attributes":{'),
+        pl.concat_str(pl.col("attributes"), pl.lit(",")).fill_null(""),
         pl.col("_attributes"),
         pl.lit('},"events":['),
         pl.col("_events"),

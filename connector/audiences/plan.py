@@ -1,7 +1,7 @@
 """Which changes a run sends: the diff's changes numbered and named (`source_message_id`,
 UUIDv5 of environment, audience, member and the change's number), an undelivered change
-of an earlier run resent with its id, time and identities, and those no longer wanted
-closed as `superseded`."""
+of an earlier run resent as it was (id, time, identities, attributes, batch), and those
+no longer wanted closed as `superseded`."""
 
 from __future__ import annotations
 
@@ -15,12 +15,15 @@ from connector.digest import uuid5
 NS_CHANGE = uuid.uuid5(uuid.NAMESPACE_URL, "https://rokt-connector.invalid/audience_change")
 OPEN = ("pending", "failed")  # a change not delivered yet: resent while still wanted
 
-CHANGE_COLUMNS = ["change_id", "audience", "member_key", "action", "seq", "identities", "event_ms"]
+CHANGE_COLUMNS = [
+    *("change_id", "audience", "member_key", "action", "seq", "identities", "attributes"),
+    "event_ms",
+]
 
 
 @dataclass(frozen=True)
 class Plan:
-    changes: pl.DataFrame  # CHANGE_COLUMNS, `resent`
+    changes: pl.DataFrame  # CHANGE_COLUMNS, `resent`, `sent_in` (a resent one's request id)
     superseded: pl.Series  # change ids of open changes no longer wanted
     rejected_known: int  # changes the platform rejected before, unchanged: not resent
 
@@ -54,11 +57,16 @@ def plan(changes: pl.DataFrame, last: pl.DataFrame, environment: str, now_ms: in
         .otherwise(pl.col("identities"))
         .alias("identities"),
         pl.when(pl.col("resent"))
+        .then(pl.col("last_attributes"))
+        .otherwise(pl.col("attributes"))
+        .alias("attributes"),
+        pl.when(pl.col("resent"))
         .then(pl.col("last_event_ms"))
         .otherwise(pl.lit(now_ms, pl.Int64))
         .cast(pl.Int64)
         .alias("event_ms"),
         "resent",
+        pl.when(pl.col("resent")).then(pl.col("last_request_id")).alias("sent_in"),
     )
     still = planned.filter("resent")["change_id"]
     superseded = last.filter(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from connector.report import exit_code_of
+from connector.report import COUNTS, exit_code_of
 from connector.status import RunStatus
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class AudienceReport:
     rows_read: int = 0
     rows_without_audience: int = 0  # no audience_name: not a member of anything
     rows_without_identity: int = 0  # no email, email_sha256, customerid (or device id)
+    rows_too_long: int = 0  # a value longer than the Event API takes: not a member
     rows_duplicate: int = 0  # the same member of the same audience again
     members: int = 0  # (audience, member) pairs in the result
     adds: int = 0
@@ -49,6 +50,7 @@ class AudienceReport:
         self.rows_read = members.rows_read
         self.rows_without_audience = members.rows_without_audience
         self.rows_without_identity = members.rows_without_identity
+        self.rows_too_long = members.rows_too_long
         self.rows_duplicate = members.duplicates
         self.members = members.frame.height
 
@@ -86,6 +88,25 @@ class AudienceReport:
     @property
     def exit_code(self) -> int:
         return exit_code_of(self.status)
+
+    def run_counts(self) -> dict[str, Any]:
+        """The `runs` row's counts (its rows are members, its batches and answers changes)."""
+        left_out = self.rows_without_audience + self.rows_without_identity + self.rows_too_long
+        counts = dict.fromkeys(COUNTS, 0) | {
+            "rows_read": self.rows_read,
+            "rows_rejected_local": left_out,
+            "rows_duplicate": self.rows_duplicate,
+            "rows_rejected_known": self.rejected_known,
+            "pending": self.pending,
+            "batches_sent": self.batches,
+            "requests": self.requests,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "retries": self.retries,
+        }
+        extra = {"warnings": None, "rejected_by_reason": None}
+        return counts | extra | {k: getattr(self, k) for k in ("duration_s", "run_id", "status")}
 
     def as_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -16,14 +16,15 @@ import polars as pl
 
 from connector import clock, logs
 from connector.audiences.batch import encode
-from connector.audiences.members import check_drops, diff, read_members
+from connector.audiences.members import check_drops, diff, held, read_members
 from connector.audiences.plan import CHANGE_COLUMNS, plan
 from connector.audiences.report import AudienceReport
 from connector.config import Config, load_config
 from connector.engine.crash import crash_point
 from connector.engine.run import until_stopped
-from connector.errors import ConfigError, FatalSendError
+from connector.errors import ConfigError, ConnectorError, FatalSendError
 from connector.ledger import Ledger
+from connector.spec import MAX_BATCH_BYTES
 from connector.status import RunStatus
 from connector.threads import in_thread
 from connector.transports import transport_for
@@ -68,6 +69,28 @@ async def _deliver(
         await settle(stopped.delivery)
         raise
     await settle(delivery)
+
+
+async def _refuse_oversized(
+    batches: pl.DataFrame, ids: pl.DataFrame, ledger: Ledger, report: AudienceReport
+) -> pl.DataFrame:
+    """`batches` within the Event API's batch size; the changes of any larger one are
+    settled `rejected` (`batch_too_large`) without being sent."""
+    large = batches["_body"].str.len_bytes() > MAX_BATCH_BYTES
+    if not large.any():
+        return batches
+    refused = ids.filter(
+        pl.col("_request_id").is_in(batches.filter(large)["_request_id"].implode())
+    )
+    settled = refused.select(
+        "change_id",
+        status=pl.lit("rejected"),
+        reason=pl.lit("batch_too_large"),
+        attempts=pl.lit(0, pl.Int32),
+    )
+    await in_thread(ledger.settle_changes, settled, report.run_id)
+    report.count(settled)
+    return batches.filter(~large)
 
 
 async def _wait(tasks: set[asyncio.Task[None]], most: int) -> set[asyncio.Task[None]]:
@@ -122,20 +145,21 @@ async def _run(
 ) -> AudienceReport:
     report = AudienceReport(run_id=str(uuid.uuid4()), mode="dry_run" if dry_run else "audiences")
     started = time.monotonic()
+    if not dry_run:
+        await in_thread(ledger.start_run, report.run_id, report.mode, None, None)
     logs.event("audiences_started", run_id=report.run_id, mode=report.mode)
     try:
         members = await in_thread(read_members, config)
         report.read(members)
-        delivered = await in_thread(ledger.delivered_members)
-        changes = diff(members.frame, delivered)
+        last = await in_thread(ledger.last_changes)
+        surely, maybe = held(await in_thread(ledger.delivered_members), last)
+        changes = diff(members.frame, surely, maybe)
         fraction = 1.0 if allow_mass_drop else config.audiences.max_drop_fraction
         report.audiences = check_drops(
-            members.frame, delivered, changes, fraction, allow_missing=allow_mass_drop
+            members.frame, maybe, changes, fraction, allow_missing=allow_mass_drop
         )
         environment = config.destination.environment
-        planned = plan(
-            changes, await in_thread(ledger.last_changes), environment, clock.epoch_ms(now)
-        )
+        planned = plan(changes, last, environment, clock.epoch_ms(now))
         report.planned(planned)
         if not dry_run and (planned.changes.height or planned.superseded.len()):
             prefix = config.audiences.attribute_prefix
@@ -147,6 +171,7 @@ async def _run(
             recorded = recorded.rename({"_request_id": "request_id"})
             await in_thread(ledger.record_changes, recorded, planned.superseded, report.run_id)
             crash_point("recorded")
+            batches = await _refuse_oversized(batches, ids, ledger, report)
             await _send(config, ledger, batches, ids, report, stopping, transport, sleep)
         report.finish(fatal=False, interrupted=stopping.is_set())
     except FatalSendError as exc:
@@ -154,10 +179,15 @@ async def _run(
         report.finish(fatal=True)
     except asyncio.CancelledError:
         report.finish(fatal=False, interrupted=True)
+    except ConnectorError as exc:  # the guard, the query: nothing sent
+        report.message = str(exc)
+        raise
     finally:
         report.duration_s = round(time.monotonic() - started, 3)
         if report.status == RunStatus.RUNNING:
             report.status = RunStatus.FAILED.value
+        if not dry_run:
+            await in_thread(ledger.finish_run, report.run_counts(), report.message)
         logs.event("audiences_finished", logs.level(report.status), **report.as_dict())
     return report
 

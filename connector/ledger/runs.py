@@ -17,12 +17,15 @@ from connector.report import COUNTS
 class Runs(Store):
     """The runs and finished backfill windows of one environment's ledger."""
 
-    def start_run(self, run_id: str, mode: str, since: datetime, until: datetime) -> None:
+    def start_run(
+        self, run_id: str, mode: str, since: datetime | None, until: datetime | None
+    ) -> None:
         params = self._params(run_id=run_id, mode=mode, since=since, until=until)
         self._con.execute(sql_file("run_start.sql"), params | {"now": datetime.now(UTC)})
 
     def finish_run(self, report: dict[str, Any], message: str | None) -> None:
-        """Store the run report (`RunReport.as_dict()`) in its `runs` row."""
+        """Store the run report (`RunReport.as_dict()`, `AudienceReport.run_counts()`) in
+        its `runs` row."""
         params = {k: report[k] for k in (*COUNTS, "duration_s", "run_id", "status")}
         for key in ("warnings", "rejected_by_reason"):
             params[key] = json.dumps(report[key]) if report[key] else None

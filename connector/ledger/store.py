@@ -23,7 +23,7 @@ from connector.ledger import marker
 
 # The ledger schema this code writes; sql/ledger_migrate_<n>_to_<n+1>.sql (each says
 # what its step adds) upgrades an older ledger step by step when it is opened.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class LedgerLocked(ConnectorError):

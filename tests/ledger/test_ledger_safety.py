@@ -304,7 +304,7 @@ def test_an_old_schema_ledger_is_migrated_in_place(
     migrated = report(sync(config))
     assert (migrated["requests"], migrated["rows_skipped_ledger"]) == (0, ROWS)
     upgraded = meta(ledger)
-    assert upgraded["schema_version"] == "6" and upgraded["environment"] == "development"
+    assert upgraded["schema_version"] == "7" and upgraded["environment"] == "development"
     with duckdb.connect(str(ledger), read_only=True) as con:
         audiences = "SELECT count(*) FROM audience_members, audience_changes"
         assert con.sql(audiences).fetchall() == [(0,)]  # schema 6's tables, empty

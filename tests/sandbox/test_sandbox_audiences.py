@@ -25,7 +25,9 @@ def audience_batch() -> dict[str, Any]:
             "member_key": ["m", "m"],
             "action": ["add", "drop"],
             "identities": ['"user_identities":{"customerid":"c-1"}'] * 2,
+            "attributes": ['"tier":"gold"', None],
             "event_ms": [1764547200000] * 2,
+            "sent_in": pl.Series([None, None], dtype=pl.String),
         }
     )
     batch: dict[str, Any] = json.loads(encode(changes, "development", "audience_")["_body"][0])

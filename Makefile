@@ -31,8 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy connector
 
+# The suite runs on every core (pytest-xdist), a test file to a worker: TEST_WORKERS=0 runs
+# it in one process.
+TEST_WORKERS ?= auto
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/prepare.py

@@ -133,6 +133,18 @@ def _sandbox_destination(url: str) -> dict[str, Any]:
 CHAOS_TABLE: list[dict[str, Any]] = []
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its chaos rows to the controller, which prints the table."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["chaos_table"] = json.dumps(CHAOS_TABLE, default=str)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    CHAOS_TABLE.extend(json.loads(getattr(node, "workeroutput", {}).get("chaos_table", "[]")))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not CHAOS_TABLE:
         return

@@ -112,14 +112,16 @@ CREATE TABLE IF NOT EXISTS rejected_rows (
 -- each audience (an `add` accepted, no `drop` accepted since). `member_key` is
 -- the SHA-256 of the normalized email, or `customerid:` + the SHA-256 of the
 -- customerid; `identities` is the user_identities/device_info JSON as sent (hashed).
+-- Neither audience table has a key: DuckDB keeps a key's index in memory, and the
+-- ledger's memory limit would cap an audience at a few 100,000 members; the connector
+-- writes each (environment, change_id) and member once (sql/audience_*.sql).
 CREATE TABLE IF NOT EXISTS audience_members (
     environment  VARCHAR NOT NULL,
     audience     VARCHAR NOT NULL,
     member_key   VARCHAR NOT NULL,
     identities   VARCHAR NOT NULL,
     change_id    VARCHAR NOT NULL,   -- the accepted add's source_message_id
-    added_at     TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (environment, audience, member_key)
+    added_at     TIMESTAMPTZ NOT NULL
 );
 
 -- Every membership change (`add` or `drop`), written `pending` before its batch
@@ -141,6 +143,5 @@ CREATE TABLE IF NOT EXISTS audience_changes (
     attributes       VARCHAR,           -- the user attributes it was sent with (hashed PII)
     event_ms         BIGINT NOT NULL,   -- timestamp_unixtime_ms
     recorded_at      TIMESTAMPTZ NOT NULL,
-    settled_at       TIMESTAMPTZ,
-    PRIMARY KEY (environment, change_id)
+    settled_at       TIMESTAMPTZ
 );

@@ -24,12 +24,18 @@ from connector.engine.crash import crash_point
 from connector.engine.run import until_stopped
 from connector.errors import ConfigError, ConnectorError, FatalSendError
 from connector.ledger import Ledger
+from connector.ledger.writer import Settler
 from connector.spec import MAX_BATCH_BYTES
 from connector.status import RunStatus
 from connector.threads import in_thread
 from connector.transports import transport_for
 from connector.transports.events_api_json import pack
 from connector.transports.sender import Delivery, DeliveryStopped, Sender
+
+
+def _change_ids(batches: pl.DataFrame) -> pl.DataFrame:
+    """(change_id, _request_id): each change of `batches` and its batch's request id."""
+    return batches.select(change_id="change_ids", _request_id="_request_id").explode("change_id")
 
 
 def _settled(delivery: Delivery, ids: pl.DataFrame) -> pl.DataFrame:
@@ -51,38 +57,45 @@ def _settled(delivery: Delivery, ids: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-async def _deliver(
-    sender: Sender, rows: pl.DataFrame, ids: pl.DataFrame, ledger: Ledger, report: AudienceReport
-) -> None:
-    """Send one request and settle its changes (a fatal stop settles what it can first)."""
-    mine = ids.filter(pl.col("_request_id").is_in(rows["_request_id"].implode()))
+class _Changes:
+    """The ledger's audience changes as a `Settler` writes them (in batches of answers;
+    the attempts of a change are counted, not listed)."""
 
-    async def settle(delivery: Delivery) -> None:
-        settled = _settled(delivery, mine)
-        crash_point("settle")
-        await in_thread(ledger.settle_changes, settled, report.run_id)
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def settle(self, settled: pl.DataFrame, tries: pl.DataFrame, run_id: str) -> None:
+        self._ledger.settle_changes(settled.drop("request"), run_id)
+
+
+async def _deliver(
+    sender: Sender, rows: pl.DataFrame, settler: Settler, report: AudienceReport
+) -> None:
+    """Send one request and hand its answers to the settler (a fatal stop: those it
+    had first)."""
+
+    def account(delivery: Delivery) -> None:
+        settled = _settled(delivery, _change_ids(rows))
+        settler.put(settled, [])
         report.count(settled)
 
     try:
         delivery = await sender.deliver(rows)
     except DeliveryStopped as stopped:
-        await settle(stopped.delivery)
+        account(stopped.delivery)
         raise
-    await settle(delivery)
+    account(delivery)
 
 
 async def _refuse_oversized(
-    batches: pl.DataFrame, ids: pl.DataFrame, ledger: Ledger, report: AudienceReport
+    batches: pl.DataFrame, ledger: Ledger, report: AudienceReport
 ) -> pl.DataFrame:
     """`batches` within the Event API's batch size; the changes of any larger one are
     settled `rejected` (`batch_too_large`) without being sent."""
     large = batches["_body"].str.len_bytes() > MAX_BATCH_BYTES
     if not large.any():
         return batches
-    refused = ids.filter(
-        pl.col("_request_id").is_in(batches.filter(large)["_request_id"].implode())
-    )
-    settled = refused.select(
+    settled = _change_ids(batches.filter(large)).select(
         "change_id",
         status=pl.lit("rejected"),
         reason=pl.lit("batch_too_large"),
@@ -107,7 +120,6 @@ async def _send(
     config: Config,
     ledger: Ledger,
     batches: pl.DataFrame,
-    ids: pl.DataFrame,
     report: AudienceReport,
     stopping: asyncio.Event,
     transport: httpx.AsyncBaseTransport | None,
@@ -117,13 +129,14 @@ async def _send(
     wire = transport_for(config.destination)
     async with wire.client(transport) as client:
         sender = Sender(client, config.destination, transport=wire, sleep=sleep, stopping=stopping)
+        settler = Settler(_Changes(ledger), report.run_id, config.source.chunk_rows)
         tasks: set[asyncio.Task[None]] = set()
         try:
             for request in pack(batches["_body"], config.destination.bulk):
                 if stopping.is_set():
                     break  # the rest stay pending: the next run sends them
                 rows = batches.slice(request.start, request.batches)
-                tasks.add(asyncio.create_task(_deliver(sender, rows, ids, ledger, report)))
+                tasks.add(asyncio.create_task(_deliver(sender, rows, settler, report)))
                 tasks = await _wait(tasks, 4 * config.destination.concurrency - 1)
             tasks = await _wait(tasks, 0)
         finally:
@@ -131,6 +144,7 @@ async def _send(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             report.requests, report.retries = sender.stats.requests, sender.stats.retries
+            await settler.close()  # every answer received is in the ledger before the end
 
 
 async def _run(
@@ -165,14 +179,13 @@ async def _run(
             prefix = config.audiences.attribute_prefix
             batches = encode(planned.changes, environment, prefix)
             report.batches = batches.height
-            ids = batches.select("change_ids", "_request_id").explode("change_ids")
-            ids = ids.rename({"change_ids": "change_id"})
+            ids = _change_ids(batches)
             recorded = planned.changes.select(CHANGE_COLUMNS).join(ids, on="change_id")
             recorded = recorded.rename({"_request_id": "request_id"})
             await in_thread(ledger.record_changes, recorded, planned.superseded, report.run_id)
             crash_point("recorded")
-            batches = await _refuse_oversized(batches, ids, ledger, report)
-            await _send(config, ledger, batches, ids, report, stopping, transport, sleep)
+            batches = await _refuse_oversized(batches, ledger, report)
+            await _send(config, ledger, batches, report, stopping, transport, sleep)
         report.finish(fatal=False, interrupted=stopping.is_set())
     except FatalSendError as exc:
         report.message = str(exc)

@@ -3,7 +3,7 @@ drops since the last delivered state), `status` shows what the ledger says Rokt 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -46,6 +46,14 @@ def _print(report: AudienceReport) -> None:
     rows = [{"audience": name} | counts for name, counts in report.audiences.items()]
     if rows:
         stdout.print(table(rows, "audiences"))
+
+
+def _short(row: dict[str, Any]) -> dict[str, Any]:
+    """A status row for an 80-column table: the last change to the minute."""
+    last = row["last_change_at"]
+    return {k: v for k, v in row.items() if k != "last_change_at"} | {
+        "last change": f"{last:%Y-%m-%d %H:%M}" if last else ""
+    }
 
 
 @app.command("sync", cls=Command)
@@ -107,7 +115,7 @@ def status_command(config: ConfigOption, as_json: JsonOption = False) -> None:
     if as_json:
         write_json({"audiences": rows}, ensure_ascii=True)
     elif rows:
-        stdout.print(table(rows, "audiences"))
+        stdout.print(table([_short(row) for row in rows], "audiences", wrap=("audience",)))
     else:
         say("no audience changes recorded yet")
     raise typer.Exit(EXIT_OK)

@@ -12,6 +12,8 @@ import polars as pl
 from connector.digest import sql_file
 from connector.ledger.store import Store, writing
 
+RECORD_SLICE = 10_000  # changes written pending in one transaction
+
 
 def _statements(name: str) -> list[str]:
     """The statements of a sql/ file of several."""
@@ -55,9 +57,15 @@ class Audiences(Store):
 
     def record_changes(self, changes: pl.DataFrame, superseded: pl.Series, run_id: str) -> None:
         """Write `changes` pending (change_id, audience, member_key, action, seq,
-        request_id, identities, event_ms) and close the `superseded` change ids."""
-        frames = {"changes": changes, "superseded": superseded.to_frame("change_id")}
-        self._transaction("pending audience changes", "audience_record.sql", frames, run_id=run_id)
+        request_id, identities, attributes, event_ms) and close the `superseded` change
+        ids, `RECORD_SLICE` changes to a transaction (within the ledger's memory limit)."""
+        gone = superseded.to_frame("change_id")
+        for start in range(0, max(changes.height, 1), RECORD_SLICE):
+            frames = {"changes": changes.slice(start, RECORD_SLICE), "superseded": gone}
+            self._transaction(
+                "pending audience changes", "audience_record.sql", frames, run_id=run_id
+            )
+            gone = gone.clear()
 
     def settle_changes(self, settled: pl.DataFrame, run_id: str) -> None:
         """Final states (change_id, status, reason, attempts) and the membership they make."""

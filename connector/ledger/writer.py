@@ -5,11 +5,11 @@ loop (`Settler`)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import polars as pl
 
 from connector.engine.crash import crash_point
-from connector.ledger.rows import Rows
 from connector.status import Status
 from connector.threads import in_thread
 from connector.transports.sender import Attempt
@@ -58,6 +58,12 @@ _TRIES_SCHEMA: dict[str, pl.DataType] = {
 SETTLE_WAIT_S = 10.0
 
 
+class Settles(Protocol):
+    """What a `Settler` writes to: `Rows` (conversions), or an audience run's changes."""
+
+    def settle(self, settled: pl.DataFrame, tries: pl.DataFrame, run_id: str) -> None: ...
+
+
 class Settler:
     """Writes final states and every attempt to the ledger off the event loop: a
     write waits for the answers of `rows_per_write` conversions (a sync: `chunk_rows`,
@@ -76,7 +82,7 @@ class Settler:
     """
 
     def __init__(
-        self, ledger: Rows, run_id: str, rows_per_write: int, wait_s: float = SETTLE_WAIT_S
+        self, ledger: Settles, run_id: str, rows_per_write: int, wait_s: float = SETTLE_WAIT_S
     ) -> None:
         self._ledger = ledger
         self._run_id = run_id
@@ -86,7 +92,8 @@ class Settler:
         self._task = asyncio.create_task(self._write())
 
     def put(self, settled: pl.DataFrame, history: list[Attempt]) -> None:
-        """`settled(ref, request_id, status, reason, attempt)` of one request."""
+        """`settled(ref, request_id, status, reason, attempt)` of one request (an
+        audience run: `(change_id, status, reason, attempts)`)."""
         if self._task.done():
             self._task.result()  # a failed ledger write stops the run now, not at its end
         self._queue.put_nowait((settled, history))

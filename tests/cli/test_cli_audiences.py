@@ -50,7 +50,9 @@ def _config(tmp: Path, url: str, **audiences: Any) -> Path:
     (tmp / "audiences.sql").write_text("SELECT audience_name, email, customerid FROM segments")
     config = base_config(
         tmp,
-        source={"database": str(tmp / "warehouse.duckdb"), "query": "query.sql"},
+        # the answers of about 50 changes to a ledger write: a run killed at its second
+        # write has some changes settled and some not
+        source={"database": str(tmp / "warehouse.duckdb"), "query": "query.sql", "chunk_rows": 50},
         destination={
             "base_url": url,
             "api_key": "sandbox-key",
@@ -106,6 +108,12 @@ def test_first_run_adds_everyone_and_an_unchanged_rerun_sends_nothing(
         "vip": VIP,
     }
     assert all(row["pending"] == row["failed"] == 0 for row in status.values())
+    shown = cli("audiences", "status", "--config", str(config), env={"COLUMNS": "80"})
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for audience, row in status.items():  # every count whole, on its audience's line
+        counts = [f"{row[k]:,}" for k in ("members", "pending", "failed", "rejected", "adds")]
+        assert any(line.startswith(audience) and line.split()[1:6] == counts for line in lines)
 
     code, again, _ = _sync(config)
     assert code == 0 and (again["adds"], again["drops"], again["requests"]) == (0, 0, 0)
@@ -257,10 +265,18 @@ def test_members_a_killed_run_may_have_added_are_dropped_when_they_leave(
     reached = _held_by_sandbox(sandbox)["vip"]
     assert reached
     # 20 VIPs leave before the rerun: each is dropped, whether its add arrived or not
+    leaving = [hashlib.sha256(f"buyer{i}@example.com".encode()).hexdigest() for i in range(20)]
+    with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True) as con:
+        [(unanswered,)] = con.execute(
+            "SELECT count(*) FROM audience_changes WHERE audience = 'vip' AND "
+            "status = 'pending' AND member_key IN (SELECT unnest($1))",
+            [leaving],
+        ).fetchall()
+    assert unanswered > 0
     _warehouse(tmp_path / "warehouse.duckdb", range(20, VIP), range(LAPSED))
     code, rerun, stderr = _sync(config)
     assert code == 0, stderr
-    assert rerun["drops"] == 20 and rerun["superseded"] == 20
+    assert rerun["drops"] == 20 and rerun["superseded"] == unanswered
     held = _held_by_sandbox(sandbox)
     status = _status(config)
     assert {a: len(m) for a, m in held.items()} == {a: r["members"] for a, r in status.items()}
@@ -298,3 +314,21 @@ def test_user_attributes_travel_hashed_and_the_run_is_in_the_ledger(
     assert code == 2 and report is None
     assert "amount belong to a conversion" in stderr
     assert sandbox.stats()["requests"] == requests
+
+
+def test_a_batch_over_128_kb_is_rejected_unsent_and_the_rest_delivered(
+    setup: tuple[Path, Any], tmp_path: Path
+) -> None:
+    config, sandbox = setup
+    wide = ", ".join(
+        f"CASE WHEN customerid = 'cust-0' THEN repeat('x', 4000) END AS note{i}" for i in range(35)
+    )
+    (tmp_path / "audiences.sql").write_text(
+        f"SELECT audience_name, email, customerid, {wide} FROM segments"
+    )
+    code, report, stderr = _sync(config)
+    assert code == 1, stderr  # completed with rejections
+    assert (report["rejected"], report["accepted"]) == (1, 374)
+    sent = {r["batch"]["user_identities"].get("customerid") for r in sandbox.records()}
+    assert "cust-0" not in sent and "cust-1" in sent
+    assert _status(config)["suppress"]["rejected"] == 1

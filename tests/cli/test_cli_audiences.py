@@ -332,3 +332,37 @@ def test_a_batch_over_128_kb_is_rejected_unsent_and_the_rest_delivered(
     sent = {r["batch"]["user_identities"].get("customerid") for r in sandbox.records()}
     assert "cust-0" not in sent and "cust-1" in sent
     assert _status(config)["suppress"]["rejected"] == 1
+
+
+def test_a_schema_6_ledger_is_upgraded_with_its_audiences(
+    setup: tuple[Path, Any], tmp_path: Path
+) -> None:
+    config, sandbox = setup
+    assert _sync(config)[0] == 0
+    before = _status(config)
+    with duckdb.connect(str(tmp_path / "ledger.duckdb")) as con:  # as schema 6 left them
+        con.execute("CREATE TABLE m AS SELECT * FROM audience_members")
+        con.execute("CREATE TABLE c AS SELECT * EXCLUDE (attributes) FROM audience_changes")
+        con.execute("DROP TABLE audience_members; DROP TABLE audience_changes")
+        con.execute(
+            "CREATE TABLE audience_members (environment VARCHAR, audience VARCHAR, "
+            "member_key VARCHAR, identities VARCHAR, change_id VARCHAR, added_at TIMESTAMPTZ, "
+            "PRIMARY KEY (environment, audience, member_key))"
+        )
+        con.execute("CREATE TABLE audience_changes AS SELECT * FROM c LIMIT 0")
+        con.execute("ALTER TABLE audience_changes ADD PRIMARY KEY (environment, change_id)")
+        con.execute("INSERT INTO audience_members SELECT * FROM m")
+        con.execute("INSERT INTO audience_changes SELECT * FROM c; DROP TABLE m; DROP TABLE c")
+        con.execute("UPDATE ledger_meta SET value = '6' WHERE key = 'schema_version'")
+    requests = sandbox.stats()["requests"]
+    code, again, stderr = _sync(config)
+    assert code == 0 and (again["adds"], again["drops"]) == (0, 0), stderr
+    assert sandbox.stats()["requests"] == requests
+    assert _status(config) == before
+    with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True) as con:
+        meta = dict(con.sql("SELECT key, value FROM ledger_meta").fetchall())
+        keys = con.sql(
+            "SELECT count(*) FROM duckdb_constraints() WHERE table_name LIKE 'audience_%' "
+            "AND constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+    assert meta["schema_version"] == "7" and keys == [(0,)]

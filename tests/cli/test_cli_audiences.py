@@ -366,3 +366,28 @@ def test_a_schema_6_ledger_is_upgraded_with_its_audiences(
             "AND constraint_type = 'PRIMARY KEY'"
         ).fetchall()
     assert meta["schema_version"] == "7" and keys == [(0,)]
+
+
+def test_faults_and_rejections_leave_each_change_accepted_once_or_rejected_once(
+    tmp_path: Path, sandbox_factory: StartSandbox
+) -> None:
+    _warehouse(tmp_path / "warehouse.duckdb", range(VIP), range(LAPSED))
+    faults = ["--burst-503", "0.2", "--storm-429", "0.1", "--retry-after-max", "0"]
+    faults += ["--reset-rate", "0.1", "--reject-rate", "0.05", "--seed", "5"]
+    sandbox = sandbox_factory(*faults)
+    config = _config(tmp_path, sandbox.url)
+    code, report, stderr = _sync(config)
+    assert code == 1, stderr  # completed with rejections
+    assert report["rejected"] > 0 and report["retries"] > 0 and report["pending"] == 0
+    assert report["accepted"] + report["rejected"] == 375
+    stats = sandbox.stats()
+    assert stats["duplicate_audience_changes"] == 0
+    assert sum(sum(c.values()) for c in stats["audience_changes"].values()) == report["accepted"]
+    status = _status(config)
+    assert sum(row["rejected"] for row in status.values()) == report["rejected"]
+    held = _held_by_sandbox(sandbox)
+    assert {a: len(m) for a, m in held.items()} == {a: r["members"] for a, r in status.items()}
+
+    code, again, stderr = _sync(config)  # the rejected ones are known: not resent
+    assert code == 0, stderr
+    assert (again["adds"], again["requests"], again["rejected_known"]) == (0, 0, report["rejected"])

@@ -4,7 +4,7 @@ Each chunk allocates and frees the same large amounts (strings, request bodies),
 by default both allocators hand freed memory straight back to the kernel, so every
 chunk faulted its memory in anew: a third of the connector's CPU went to page faults.
 - polars' jemalloc: keep freed pages for jemalloc's usual 10 s (polars sets 0.5 s),
-  except in a `sync` or `backfill` run from the command line: the platform's rate
+  except in a `sync`, `backfill` or `audiences` run from the command line: the platform's rate
   limit paces those, so page faults cost them no time, and they run unattended for
   hours, so they hand freed pages back at once (55 MB less at its peak in
   bench/memory.py; `bench/prepare.py` runs a third slower that way). A value the user
@@ -26,7 +26,7 @@ from pathlib import Path
 
 KEEP_FREED_PAGES = "dirty_decay_ms:10000"
 RETURN_FREED_PAGES = "dirty_decay_ms:0,muzzy_decay_ms:0"
-PACED_COMMANDS = frozenset({"sync", "backfill"})
+PACED_COMMANDS = frozenset({"sync", "backfill", "audiences"})
 
 
 def cli_command(argv: list[str]) -> str | None:

@@ -32,6 +32,7 @@ def test_the_cli_command_is_read_only_from_the_cli(argv: list[str], command: str
     [
         (["rokt-connector", "sync", "-c", "c.yaml"], RETURN_FREED_PAGES),
         (["-m", "backfill"], RETURN_FREED_PAGES),
+        (["rokt-connector", "audiences", "sync", "-c", "c.yaml"], RETURN_FREED_PAGES),
         (["rokt-connector", "validate", "-c", "c.yaml"], KEEP_FREED_PAGES),
         (["rokt-connector", "ledger", "summary"], KEEP_FREED_PAGES),
         (["bench/prepare.py"], KEEP_FREED_PAGES),

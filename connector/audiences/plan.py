@@ -29,8 +29,9 @@ class Plan:
 
 
 def plan(changes: pl.DataFrame, last: pl.DataFrame, environment: str, now_ms: int) -> Plan:
-    """The changes to send, out of the diff's `changes` and each member's `last` change
-    in the ledger (sql/audience_last_changes.sql)."""
+    """The changes to send, out of the diff's `changes` and the `last` change in the
+    ledger of each of their members (sql/audience_last_changes.sql; every member whose
+    last change is undelivered has a change in the diff, `members.held`)."""
     joined = changes.join(last, on=["audience", "member_key"], how="left", maintain_order="left")
     same = (pl.col("last_action") == pl.col("action")).fill_null(False)
     resend = same & pl.col("last_status").is_in(OPEN).fill_null(False)

@@ -165,14 +165,15 @@ async def _run(
     try:
         members = await in_thread(read_members, config)
         report.read(members)
-        last = await in_thread(ledger.last_changes)
-        surely, maybe = held(await in_thread(ledger.delivered_members), last)
+        unanswered = await in_thread(ledger.open_changes)
+        surely, maybe = held(await in_thread(ledger.delivered_members), unanswered)
         changes = diff(members.frame, surely, maybe)
         fraction = 1.0 if allow_mass_drop else config.audiences.max_drop_fraction
         report.audiences = check_drops(
             members.frame, maybe, changes, fraction, allow_missing=allow_mass_drop
         )
         environment = config.destination.environment
+        last = await in_thread(ledger.last_changes, changes.select("audience", "member_key"))
         planned = plan(changes, last, environment, clock.epoch_ms(now))
         report.planned(planned)
         if not dry_run and (planned.changes.height or planned.superseded.len()):

@@ -27,8 +27,10 @@ def _comment_only(statement: str) -> bool:
 class Audiences(Store):
     """What one environment's ledger knows of its audiences."""
 
-    def _frame(self, name: str) -> pl.DataFrame:
+    def _frame(self, name: str, **frames: pl.DataFrame) -> pl.DataFrame:
         with self._busy, self._con.cursor() as con:
+            for key, registered in frames.items():
+                con.register(key, registered)
             frame: pl.DataFrame = con.sql(sql_file(name), params=self._params()).pl()
         return frame
 
@@ -36,9 +38,15 @@ class Audiences(Store):
         """(audience, member_key, identities) of every member Rokt holds."""
         return self._frame("audience_delivered.sql")
 
-    def last_changes(self) -> pl.DataFrame:
-        """The latest change of each (audience, member) (sql/audience_last_changes.sql)."""
-        return self._frame("audience_last_changes.sql")
+    def open_changes(self) -> pl.DataFrame:
+        """The latest change of each member whose latest is undelivered
+        (sql/audience_open_changes.sql)."""
+        return self._frame("audience_open_changes.sql")
+
+    def last_changes(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """The latest change of each (audience, member_key) of `keys`
+        (sql/audience_last_changes.sql)."""
+        return self._frame("audience_last_changes.sql", keys=keys)
 
     def _transaction(self, what: str, name: str, frames: dict[str, Any], **params: Any) -> None:
         with self._busy, writing(self.path, what), self._con.cursor() as con:

@@ -37,12 +37,17 @@ _SHOWN = (
 )
 
 
+# rows read that are no member, shown when there are any
+_LEFT_OUT = ("rows_without_audience", "rows_without_identity", "rows_too_long", "rows_duplicate")
+
+
 def _print(report: AudienceReport) -> None:
     from connector.cli.render import details, stdout, table
 
     facts = report.as_dict()
     pairs = {"run_id": report.run_id, "status": report.status}
-    stdout.print(details(pairs | {key: facts[key] for key in _SHOWN}))
+    shown = [_SHOWN[0], *(key for key in _LEFT_OUT if facts[key]), *_SHOWN[1:]]
+    stdout.print(details(pairs | {key: facts[key] for key in shown}))
     rows = [{"audience": name} | counts for name, counts in report.audiences.items()]
     if rows:
         stdout.print(table(rows, "audiences"))

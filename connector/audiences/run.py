@@ -1,6 +1,7 @@
 """One audience sync (`sync_audiences`): the query's members diffed with the ledger, the
-mass-drop guard, every change written `pending`, one batch per member sent by the
-generic sender (rate, retries, partial failures, deadlines) and each answer settled."""
+mass-drop guard, the changes encoded and written `pending` a slice at a time, one batch
+per member sent by the generic sender (rate, retries, partial failures, deadlines) and
+each answer settled."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
 import httpx
@@ -17,7 +18,7 @@ import polars as pl
 from connector import clock, logs
 from connector.audiences.batch import encode
 from connector.audiences.members import check_drops, diff, held, read_members
-from connector.audiences.plan import CHANGE_COLUMNS, plan
+from connector.audiences.plan import CHANGE_COLUMNS, Plan, plan
 from connector.audiences.report import AudienceReport
 from connector.config import Config, load_config
 from connector.engine.crash import crash_point
@@ -31,6 +32,10 @@ from connector.threads import in_thread
 from connector.transports import transport_for
 from connector.transports.events_api_json import pack
 from connector.transports.sender import Delivery, DeliveryStopped, Sender
+
+# Changes encoded and written `pending` at a time: a first run holds the batches of one
+# slice, not of the whole membership.
+SLICE_CHANGES = 50_000
 
 
 def _change_ids(batches: pl.DataFrame) -> pl.DataFrame:
@@ -116,28 +121,61 @@ async def _wait(tasks: set[asyncio.Task[None]], most: int) -> set[asyncio.Task[N
     return tasks
 
 
+def _slices(changes: pl.DataFrame) -> list[pl.DataFrame]:
+    """`changes` (sorted by member) in slices of about SLICE_CHANGES, never splitting a
+    member's changes; one empty slice when there are none."""
+    numbered = changes.with_row_index("_slice")
+    number = (pl.col("_slice") // SLICE_CHANGES).first().over("member_key")
+    parts = numbered.with_columns(number).partition_by(
+        "_slice", maintain_order=True, include_key=False
+    )
+    return parts or [changes]
+
+
+async def _prepared(
+    config: Config, ledger: Ledger, planned: Plan, report: AudienceReport
+) -> AsyncIterator[pl.DataFrame]:
+    """The batches of each slice of the planned changes, written `pending` before they
+    are handed out (the superseded closed with the first); oversized ones refused."""
+    superseded = planned.superseded
+    environment, prefix = config.destination.environment, config.audiences.attribute_prefix
+    for part in _slices(planned.changes):
+        batches = encode(part, environment, prefix)
+        report.batches += batches.height
+        recorded = part.select(CHANGE_COLUMNS).join(_change_ids(batches), on="change_id")
+        recorded = recorded.rename({"_request_id": "request_id"})
+        await in_thread(ledger.record_changes, recorded, superseded, report.run_id)
+        superseded = superseded.clear()
+        crash_point("recorded")
+        yield await _refuse_oversized(batches, ledger, report)
+
+
 async def _send(
     config: Config,
     ledger: Ledger,
-    batches: pl.DataFrame,
+    prepared: AsyncIterator[pl.DataFrame],
     report: AudienceReport,
     stopping: asyncio.Event,
     transport: httpx.AsyncBaseTransport | None,
     sleep: Callable[[float], Awaitable[None]],
 ) -> None:
-    """Send `batches` (one per member) in requests; settle each answer in the ledger."""
+    """Send the `prepared` batches (one per member) in requests; settle each answer in
+    the ledger."""
     wire = transport_for(config.destination)
     async with wire.client(transport) as client:
         sender = Sender(client, config.destination, transport=wire, sleep=sleep, stopping=stopping)
         settler = Settler(_Changes(ledger), report.run_id, config.source.chunk_rows)
         tasks: set[asyncio.Task[None]] = set()
         try:
-            for request in pack(batches["_body"], config.destination.bulk):
+            async for batches in prepared:
+                for request in pack(batches["_body"], config.destination.bulk):
+                    if stopping.is_set():
+                        break  # the rest stay pending: the next run sends them
+                    rows = batches.slice(request.start, request.batches)
+                    tasks.add(asyncio.create_task(_deliver(sender, rows, settler, report)))
+                    tasks = await _wait(tasks, 4 * config.destination.concurrency - 1)
                 if stopping.is_set():
-                    break  # the rest stay pending: the next run sends them
-                rows = batches.slice(request.start, request.batches)
-                tasks.add(asyncio.create_task(_deliver(sender, rows, settler, report)))
-                tasks = await _wait(tasks, 4 * config.destination.concurrency - 1)
+                    break  # the slices not written yet: the next run plans them again
             tasks = await _wait(tasks, 0)
         finally:
             for task in tasks:
@@ -177,16 +215,8 @@ async def _run(
         planned = plan(changes, last, environment, clock.epoch_ms(now))
         report.planned(planned)
         if not dry_run and (planned.changes.height or planned.superseded.len()):
-            prefix = config.audiences.attribute_prefix
-            batches = encode(planned.changes, environment, prefix)
-            report.batches = batches.height
-            ids = _change_ids(batches)
-            recorded = planned.changes.select(CHANGE_COLUMNS).join(ids, on="change_id")
-            recorded = recorded.rename({"_request_id": "request_id"})
-            await in_thread(ledger.record_changes, recorded, planned.superseded, report.run_id)
-            crash_point("recorded")
-            batches = await _refuse_oversized(batches, ledger, report)
-            await _send(config, ledger, batches, report, stopping, transport, sleep)
+            prepared = _prepared(config, ledger, planned, report)
+            await _send(config, ledger, prepared, report, stopping, transport, sleep)
         report.finish(fatal=False, interrupted=stopping.is_set())
     except FatalSendError as exc:
         report.message = str(exc)

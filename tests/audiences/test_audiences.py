@@ -7,6 +7,7 @@ import json
 import polars as pl
 import pytest
 
+from connector.audiences import run
 from connector.audiences.batch import AUDIENCES_PER_BATCH, encode
 from connector.audiences.members import check_drops, diff, held
 from connector.audiences.plan import plan
@@ -203,3 +204,16 @@ def test_a_members_attributes_ride_with_its_flags_and_many_changes_split() -> No
         assert len(body["user_attributes"]) == len(ids) + 1 <= 100
         assert [e["data"]["source_message_id"] for e in body["events"]] == ids.to_list()
     assert len(set(batches["_request_id"])) == 3
+
+
+def test_slices_never_split_a_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "SLICE_CHANGES", 4)
+    keys = ["a", "a", "a", "b", "b", "b", "c", "d", "d", "e"]
+    changes = pl.DataFrame({"member_key": keys, "change_id": [str(i) for i in range(10)]})
+    parts = run._slices(changes)
+    assert [p["member_key"].to_list() for p in parts] == [
+        ["a", "a", "a", "b", "b", "b"],
+        ["c", "d", "d"],
+        ["e"],
+    ]
+    assert run._slices(changes.clear())[0].is_empty()

@@ -12,7 +12,9 @@ import duckdb
 import pytest
 from conftest import base_config, cli, write_config
 
+from connector.audiences import run, sync_audiences
 from connector.engine.crash import CRASH_AT_ENV
+from connector.ledger import Ledger
 
 StartSandbox = Any
 
@@ -391,3 +393,22 @@ def test_faults_and_rejections_leave_each_change_accepted_once_or_rejected_once(
     code, again, stderr = _sync(config)  # the rejected ones are known: not resent
     assert code == 0, stderr
     assert (again["adds"], again["requests"], again["rejected_known"]) == (0, 0, report["rejected"])
+
+
+def test_a_run_in_slices_writes_each_ahead_and_sends_each_change_once(
+    setup: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, sandbox = setup
+    monkeypatch.setattr(run, "SLICE_CHANGES", 100)  # 375 changes: 4 slices
+    written: list[int] = []
+    record = Ledger.record_changes
+    monkeypatch.setattr(
+        Ledger,
+        "record_changes",
+        lambda self, changes, *rest: written.append(changes.height) or record(self, changes, *rest),
+    )
+    report = sync_audiences(config)
+    assert len(written) == 4 and sum(written) == 375 and max(written) <= 100 + 1
+    assert (report.batches, report.accepted, report.exit_code) == (VIP + 5, 375, 0)
+    assert sandbox.stats()["duplicate_audience_changes"] == 0
+    assert sum(row["members"] for row in _status(config).values()) == 375

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -113,12 +115,13 @@ def warehouse_config(
         "query": str(REPO / "sql" / query) if "/" not in query else query,
         "chunk_rows": chunk_rows,
     }
-    config = base_config(tmp, destination=_sandbox_destination(url))
+    config = base_config(tmp, destination=sandbox_destination(url))
     config["source"] = source
     return write_config(tmp, config)
 
 
-def _sandbox_destination(url: str) -> dict[str, Any]:
+def sandbox_destination(url: str) -> dict[str, Any]:
+    """The `destination` section of a config sending to the sandbox at `url`, fast."""
     return {
         "base_url": url,
         "api_key": "sandbox-key",
@@ -171,6 +174,33 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         check=False,
     )
+
+
+def sigkill_sync_when(
+    config: Path,
+    window: list[str],
+    ready: Callable[[], bool],
+    env: dict[str, str] | None = None,
+    poll_s: float = 0.05,
+) -> None:
+    """Start `rokt-connector sync` and SIGKILL it once `ready()` (what the sandbox has
+    seen, polled: no timer is waited out); fails if the sync ends first."""
+    args = [sys.executable, "-m", "connector", "sync", "--config", str(config), *window]
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert process.poll() is None, "the sync ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(poll_s)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
 
 
 class SandboxProcess:

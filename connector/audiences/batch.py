@@ -9,7 +9,6 @@ import json
 
 import polars as pl
 
-from connector.digest import sha256, uuid5
 from connector.spec import EXTRA
 from connector.transports.events_api_fields import (
     AUDIENCE_EVENT_NAME,
@@ -19,12 +18,12 @@ from connector.transports.events_api_fields import (
 )
 from connector.transports.events_api_json import (
     _JSON_ESCAPES,
-    NS_REQUEST,
     _braced,
     _inner,
     _key,
     _Value,
     _value,
+    with_request_ids,
 )
 
 # How many audience changes of one member share a batch: their flags and the query's
@@ -133,15 +132,5 @@ def encode(changes: pl.DataFrame, environment: str, prefix: str) -> pl.DataFrame
         pl.col("_events"),
         pl.lit("]}"),
     )
-    work = members.select("member_key", "change_ids", content.alias("_content"))
-    work = work.with_columns(sha256(pl.col("_content")).alias("_payload_sha256"))
-    work = work.with_columns(uuid5(work["_payload_sha256"], NS_REQUEST).alias("_request_id"))
-    body = pl.concat_str(
-        pl.lit('{"source_request_id":"'),
-        pl.col("_request_id"),
-        pl.lit('",'),
-        pl.col("_content").str.slice(1),
-    )
-    return work.select(
-        "member_key", "change_ids", body.alias("_body"), "_payload_sha256", "_request_id"
-    )
+    work = with_request_ids(members.select("member_key", "change_ids", content.alias("_content")))
+    return work.select("member_key", "change_ids", "_body", "_payload_sha256", "_request_id")

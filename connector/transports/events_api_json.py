@@ -176,6 +176,21 @@ def _batch_json(frame: pl.DataFrame, environment: str, redact: bool) -> pl.DataF
     return parts.select(batch.alias("_content"))
 
 
+def with_request_ids(work: pl.DataFrame) -> pl.DataFrame:
+    """`work`, whose `_content` is each batch's JSON without `source_request_id`, with
+    `_payload_sha256` (its SHA-256), `_request_id` (UUIDv5 of that) and `_body` (the
+    batch with `source_request_id` first)."""
+    work = work.with_columns(sha256(pl.col("_content")).alias("_payload_sha256"))
+    work = work.with_columns(uuid5(work["_payload_sha256"], NS_REQUEST).alias("_request_id"))
+    body = pl.concat_str(
+        pl.lit('{"source_request_id":"'),
+        pl.col("_request_id"),
+        pl.lit('",'),
+        pl.col("_content").str.slice(1),
+    )
+    return work.with_columns(body.alias("_body"))
+
+
 def encode(frame: pl.DataFrame, environment: str, redact: bool = False) -> pl.DataFrame:
     """`frame` (valid rows of `transform`) with `_body` (the batch JSON of each row),
     `_payload_sha256` and `_request_id` (its `source_request_id`).
@@ -188,17 +203,9 @@ def encode(frame: pl.DataFrame, environment: str, redact: bool = False) -> pl.Da
         return frame.with_columns(
             pl.lit(None, pl.String).alias(c) for c in ("_body", "_payload_sha256", "_request_id")
         )
-    work = _batch_json(frame, environment, redact)
-    work = work.with_columns(sha256(pl.col("_content")).alias("_payload_sha256"))
-    work = work.with_columns(uuid5(work["_payload_sha256"], NS_REQUEST).alias("_request_id"))
-    body = pl.concat_str(
-        pl.lit('{"source_request_id":"'),
-        pl.col("_request_id"),
-        pl.lit('",'),
-        pl.col("_content").str.slice(1),
-    )
+    work = with_request_ids(_batch_json(frame, environment, redact))
     with_body = frame.with_columns(
-        work.select(body.alias("_body"), "_payload_sha256", "_request_id").get_columns()
+        work.select("_body", "_payload_sha256", "_request_id").get_columns()
     )
     too_large = pl.col("_body").str.len_bytes() > MAX_BATCH_BYTES
     return with_body.with_columns(

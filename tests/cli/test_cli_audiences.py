@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import base_config, cli, write_config
+from conftest import base_config, cli, sandbox_destination, write_config
 
 from connector.audiences import run, sync_audiences
 from connector.engine.crash import CRASH_AT_ENV
@@ -55,14 +55,7 @@ def _config(tmp: Path, url: str, **audiences: Any) -> Path:
         # the answers of about 50 changes to a ledger write: a run killed at its second
         # write has some changes settled and some not
         source={"database": str(tmp / "warehouse.duckdb"), "query": "query.sql", "chunk_rows": 50},
-        destination={
-            "base_url": url,
-            "api_key": "sandbox-key",
-            "api_secret": "sandbox-secret",
-            "max_batches_per_second": 20_000,
-            "retry_base_s": 0.05,
-            "retry_max_s": 0.5,
-        },
+        destination=sandbox_destination(url),
         audiences={"query": "audiences.sql", **audiences},
     )
     return write_config(tmp, config)

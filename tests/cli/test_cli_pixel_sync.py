@@ -8,9 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +25,7 @@ from conftest import (
     cli,
     for_transport,
     pixel_sync_config,
+    sigkill_sync_when,
     write_config,
 )
 
@@ -219,17 +217,12 @@ def test_sigkill_mid_sync_then_rerun_accepts_each_conversion_once(
     valid = manifest["valid"]
     sandbox = sandbox_factory("--latency", "0.1")
     config = pixel_sync_config(tmp_path, example, sandbox.url, kind, max_requests_per_second=100)
-    args = [sys.executable, "-m", "connector", "sync", "--config", str(config), *WINDOW]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not ((stats := sandbox.stats())["batches"] >= valid // 3 and stats["in_flight"]):
-            assert process.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)  # polling the other process, not waiting out a timer
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
+
+    def ready() -> bool:  # a third delivered, and requests in flight to cut off
+        stats = sandbox.stats()
+        return bool(stats["batches"] >= valid // 3 and stats["in_flight"])
+
+    sigkill_sync_when(config, WINDOW, ready, poll_s=0.02)
     deadline = time.monotonic() + 30
     while sandbox.stats()["in_flight"]:  # the requests cut off are answered, to no one
         assert time.monotonic() < deadline

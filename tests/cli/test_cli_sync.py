@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 from checks import accounted
-from conftest import SandboxProcess, cli, sync_config
+from conftest import SandboxProcess, cli, sigkill_sync_when, sync_config
 
 pytestmark = pytest.mark.e2e
 WINDOW = ["--since", "2026-09-01", "--until", "2026-11-02"]
@@ -150,17 +150,8 @@ def test_sigkill_mid_sync_then_rerun_loses_nothing(
 ) -> None:
     sandbox = sandbox_factory()
     config = sync_config(tmp_path, example_dir, sandbox.url, max_batches_per_second=400)
-    args = [sys.executable, "-m", "connector", "sync", "--config", str(config), *WINDOW]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while sandbox.stats()["batches"] < manifest["valid"] // 3:
-            assert process.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)  # polling the other process, not waiting out a timer
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
+    third = manifest["valid"] // 3
+    sigkill_sync_when(config, WINDOW, lambda: sandbox.stats()["batches"] >= third)
     delivered = sandbox.stats()["batches"]
     assert 0 < delivered < manifest["valid"]
 

@@ -6,17 +6,13 @@ rows give from the DuckDB file. The URI's password shows nowhere."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from conftest import SandboxProcess, cli, sync_config, warehouse_config
+from conftest import SandboxProcess, cli, sigkill_sync_when, sync_config, warehouse_config
 from postgres_server import PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -97,18 +93,13 @@ def test_a_sigkilled_sync_from_postgres_reruns_and_loses_nothing(
         "max_batches_per_second: 20000", "max_batches_per_second: 400"
     )
     config.write_text(text)
-    args = [sys.executable, "-m", "connector", "sync", "--config", str(config), *WINDOW]
-    env = {**__import__("os").environ, "WAREHOUSE_URI": postgres_example}
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while sandbox.stats()["batches"] < manifest["valid"] // 3:
-            assert process.poll() is None, "the sync ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)  # polling the other process, not waiting out a timer
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
+    third = manifest["valid"] // 3
+    sigkill_sync_when(
+        config,
+        WINDOW,
+        lambda: sandbox.stats()["batches"] >= third,
+        env={"WAREHOUSE_URI": postgres_example},
+    )
     assert 0 < sandbox.stats()["batches"] < manifest["valid"]
 
     code, report, _ = run(config, postgres_example, "sync", *WINDOW)
